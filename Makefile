@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: the whole system, embedded: signup on :8000, a mailer, and a local SMTP sink
+run: $(STAMP)
+	$(BIN)/alembic upgrade head
+	$(BIN)/honcho start -f Procfile
+
+## test: lint, then the whole test suite
+test: lint
+	$(BIN)/pytest
+
+## lint: ruff check and ruff format --check
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(STAMP)
+	$(BIN)/alembic upgrade head
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Alembic environment: the URL comes from DATABASE_URL, the schema from the models.
+
+Tests hand in an open connection through ``config.attributes["connection"]``.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection, create_engine, pool
+
+from signup_service.config import database_url
+from signup_service.models import Base
+
+target_metadata = Base.metadata
+
+
+def run_migrations(connection: Connection) -> None:
+    """Run the migrations on ``connection`` inside one transaction."""
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things; batch mode copies the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_offline() -> None:
+    """Emit the migration SQL for ``DATABASE_URL`` without connecting."""
+    context.configure(
+        url=database_url().render_as_string(hide_password=False),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    """Connect to ``DATABASE_URL`` (or use the given connection) and migrate."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        run_migrations(connection)
+        return
+    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        run_migrations(connection)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()

@@ -1,0 +1,146 @@
+"""Real databases for tests: a migrated template, copied fresh for every test.
+
+PostgreSQL comes from ``TEST_DATABASE_URL`` (an admin URL; the tests create and
+drop their own databases on that server). Without it, a throwaway cluster is
+started when ``initdb`` and ``pg_ctl`` are on PATH. When neither works the
+PostgreSQL tests skip with the reason, unless ``OUTBOX_REQUIRE_POSTGRES`` is
+true, as CI sets it: then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy.pool import NullPool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_config() -> Config:
+    """Return the project's alembic config, as ``alembic`` on the CLI reads it."""
+    return Config(toml_file=str(ROOT / "pyproject.toml"))
+
+
+def migrate(url: str | URL, action: str = "upgrade", revision: str = "head") -> None:
+    """Run ``alembic upgrade|downgrade revision`` on ``url``, as the CLI would."""
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, revision)
+    engine.dispose()
+
+
+def require_postgres() -> bool:
+    """Tell whether missing PostgreSQL must fail the run instead of skipping."""
+    return os.environ.get("OUTBOX_REQUIRE_POSTGRES", "").lower() in {"1", "true"}
+
+
+def _free_port() -> int:
+    """Return a TCP port that is free right now on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def throwaway_cluster() -> Iterator[URL]:
+    """Run a temporary PostgreSQL cluster for the length of the block."""
+    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        raise RuntimeError("TEST_DATABASE_URL is unset and initdb/pg_ctl are missing")
+    if os.geteuid() == 0:
+        raise RuntimeError(
+            "TEST_DATABASE_URL is unset and initdb refuses to run as root"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="outbox-pg-"))
+    port = _free_port()
+    subprocess.run(
+        ["initdb", "-D", str(folder / "data"), "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        ["pg_ctl", "-D", str(folder / "data"), "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield make_url(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
+    finally:
+        subprocess.run(
+            ["pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class PostgresServer:
+    """A PostgreSQL server where tests create a database each from a template."""
+
+    def __init__(self, admin_url: URL) -> None:
+        self.admin_url = admin_url.set(drivername="postgresql+psycopg")
+        self.admin = create_engine(
+            self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT"
+        )
+        self.template = f"outbox_template_{uuid.uuid4().hex[:8]}"
+
+    def url(self, database: str) -> URL:
+        """Return the URL of ``database`` on this server."""
+        return self.admin_url.set(database=database)
+
+    def create_template(self) -> None:
+        """Create the template database and run the migrations on it once."""
+        self._execute(f'CREATE DATABASE "{self.template}"')
+        migrate(self.url(self.template))
+
+    def create_database(self) -> URL:
+        """Return a new database, a copy of the migrated template."""
+        name = f"outbox_test_{uuid.uuid4().hex[:12]}"
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return self.url(name)
+
+    def create_empty_database(self) -> URL:
+        """Return a new database with no tables, for migration tests."""
+        name = f"outbox_empty_{uuid.uuid4().hex[:12]}"
+        self._execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, url: URL) -> None:
+        """Drop ``url``'s database, closing whatever still connects to it."""
+        self._execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+
+    def close(self) -> None:
+        """Drop the template and release the admin engine."""
+        self._execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+        self.admin.dispose()
+
+    def _execute(self, sql: str) -> None:
+        """Run one statement outside a transaction, as CREATE DATABASE needs."""
+        with self.admin.connect() as connection:
+            connection.execute(text(sql))
+
+
+class SqliteTemplate:
+    """A migrated SQLite file, copied for each test."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "template.db"
+        migrate(URL.create("sqlite", database=str(self.path)))
+
+    def create_database(self, folder: Path) -> URL:
+        """Copy the template into ``folder`` and return its URL."""
+        path = folder / "outbox.db"
+        shutil.copyfile(self.path, path)
+        return URL.create("sqlite", database=str(path))
