@@ -1,0 +1,28 @@
+"""The mailer service: a separate process that relays the outbox to SMTP.
+
+Run it with ``python -m mailer_service`` (or the ``mailer-service`` script).
+The delivery loop is in :mod:`mailer_service.relay`, its SQL in
+``queries/``, and the retry policy in :mod:`mailer_service.policy`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+from flask_mail import Mail
+
+from mailer_service.config import mailer_settings
+from signup_service.models import db
+
+mail = Mail()
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the Flask app that carries the mailer's database and Flask-Mail."""
+    app = Flask(__name__)
+    app.config.update(mailer_settings(os.environ if environ is None else environ))
+    db.init_app(app)
+    mail.init_app(app)
+    return app

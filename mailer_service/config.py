@@ -1,0 +1,82 @@
+"""The mailer's settings: DATABASE_URL and MAIL_* (shared) plus MAILER_* tunables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from signup_service.config import (
+    ConfigError,
+    database_settings,
+    mail_settings,
+    parse_float,
+    parse_int,
+)
+
+DEFAULT_MAIL_TIMEOUT = 30.0  # seconds for each SMTP connect and command
+DEFAULT_POLL_INTERVAL = 1.0  # seconds between looks at the outbox when idle
+DEFAULT_BATCH_SIZE = 20  # rows leased per claim, sent over one SMTP connection
+DEFAULT_LEASE_SECONDS = 120.0  # seconds a claim lasts before others may take it
+DEFAULT_MAX_ATTEMPTS = 10  # deliveries tried before a row becomes failed
+DEFAULT_BACKOFF_SECONDS = 30.0  # seconds before the first retry; doubles after
+DEFAULT_BACKOFF_MAX_SECONDS = 3600.0  # seconds, the cap on one backoff delay
+
+# One message's send is a handful of SMTP commands, each bounded by MAIL_TIMEOUT;
+# the lease must outlast it, or another worker could take the row mid-send.
+LEASE_TIMEOUT_RATIO = 4
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """The tunables of the delivery loop, in seconds where they are times."""
+
+    mail_timeout: float = DEFAULT_MAIL_TIMEOUT
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
+    backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
+
+
+def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
+    """Parse and check ``MAIL_TIMEOUT`` and the ``MAILER_*`` variables."""
+    settings = RelaySettings(
+        mail_timeout=parse_float(environ, "MAIL_TIMEOUT", DEFAULT_MAIL_TIMEOUT),
+        poll_interval=parse_float(
+            environ, "MAILER_POLL_INTERVAL", DEFAULT_POLL_INTERVAL
+        ),
+        batch_size=parse_int(
+            environ, "MAILER_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1
+        ),
+        lease_seconds=parse_float(
+            environ, "MAILER_LEASE_SECONDS", DEFAULT_LEASE_SECONDS
+        ),
+        max_attempts=parse_int(
+            environ, "MAILER_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1
+        ),
+        backoff_seconds=parse_float(
+            environ, "MAILER_BACKOFF_SECONDS", DEFAULT_BACKOFF_SECONDS
+        ),
+        backoff_max_seconds=parse_float(
+            environ, "MAILER_BACKOFF_MAX_SECONDS", DEFAULT_BACKOFF_MAX_SECONDS
+        ),
+    )
+    if settings.lease_seconds < LEASE_TIMEOUT_RATIO * settings.mail_timeout:
+        raise ConfigError(
+            f"MAILER_LEASE_SECONDS ({settings.lease_seconds:g}) must be at least "
+            f"{LEASE_TIMEOUT_RATIO} x MAIL_TIMEOUT ({settings.mail_timeout:g}), "
+            "so a lease outlasts one message's send"
+        )
+    if settings.backoff_max_seconds < settings.backoff_seconds:
+        raise ConfigError(
+            "MAILER_BACKOFF_MAX_SECONDS must be at least MAILER_BACKOFF_SECONDS"
+        )
+    return settings
+
+
+def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Return the Flask config of the mailer app (database and Flask-Mail)."""
+    return {**database_settings(environ), **mail_settings(environ)}

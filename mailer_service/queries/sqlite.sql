@@ -1,0 +1,70 @@
+-- The mailer's SQL for the embedded SQLite demo: the same statements as
+-- postgresql.sql, fenced the same way. SQLite has one writer at a time, so the
+-- claim needs no SKIP LOCKED; replica safety is a PostgreSQL promise.
+-- Times are UTC text with milliseconds, from SQLite's own clock.
+
+-- name: claim_due --
+-- Lease up to :batch_size due rows: pending ones, and sending ones whose lease expired.
+UPDATE outbox
+SET status = 'sending',
+    locked_by = :worker_id,
+    locked_until = strftime('%Y-%m-%d %H:%M:%f', 'now',
+                            printf('%+.3f seconds', :lease_seconds))
+WHERE id IN (
+    SELECT id
+    FROM outbox
+    WHERE status IN ('pending', 'sending')
+      AND available_at <= strftime('%Y-%m-%d %H:%M:%f', 'now')
+      AND (status = 'pending' OR locked_until < strftime('%Y-%m-%d %H:%M:%f', 'now'))
+    ORDER BY available_at, id
+    LIMIT :batch_size
+)
+RETURNING id, recipient, subject, body_text, body_html, message_id, attempts;
+
+-- name: extend_leases --
+-- Push the lease of rows this worker still holds; returns the ids it holds.
+UPDATE outbox
+SET locked_until = strftime('%Y-%m-%d %H:%M:%f', 'now',
+                            printf('%+.3f seconds', :lease_seconds))
+WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending'
+RETURNING id;
+
+-- name: mark_sent --
+-- The SMTP server accepted the message.
+UPDATE outbox
+SET status = 'sent',
+    sent_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
+    attempts = attempts + 1,
+    locked_by = NULL,
+    locked_until = NULL
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+
+-- name: mark_retry --
+-- A transient failure: try again after :delay_seconds.
+UPDATE outbox
+SET status = 'pending',
+    attempts = attempts + 1,
+    last_error = :error,
+    available_at = strftime('%Y-%m-%d %H:%M:%f', 'now',
+                            printf('%+.3f seconds', :delay_seconds)),
+    locked_by = NULL,
+    locked_until = NULL
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+
+-- name: mark_failed --
+-- A permanent failure, or the last attempt failed: never retried automatically.
+UPDATE outbox
+SET status = 'failed',
+    attempts = attempts + 1,
+    last_error = :error,
+    locked_by = NULL,
+    locked_until = NULL
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+
+-- name: release --
+-- Hand rows back untouched (shutdown, or the connection died): no attempt charged.
+UPDATE outbox
+SET status = 'pending',
+    locked_by = NULL,
+    locked_until = NULL
+WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';

@@ -1,0 +1,215 @@
+"""The delivery loop: claim due rows, send them over one SMTP connection, record each.
+
+Each outcome is committed as soon as it is known, so a crash repeats at most
+the one message in flight. No transaction is open while SMTP is talked to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailer_service.config import RelaySettings
+from mailer_service.policy import DELIVERY_ERRORS, Failure, backoff_delay, classify
+from mailer_service.smtp import TimeoutConnection, build_message
+from mailer_service.store import ClaimedRow, OutboxStore
+from signup_service.models import db
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 1000  # characters of an error kept in outbox.last_error
+
+
+def new_worker_id() -> str:
+    """Return an id unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Lease:
+    """The rows of one claim that this worker still holds, renewed when half spent."""
+
+    def __init__(
+        self, store: OutboxStore, rows: list[ClaimedRow], since: float
+    ) -> None:
+        self.store = store
+        self.held = {row.id for row in rows}
+        self.renewed_at = since  # monotonic time taken *before* the claim ran
+
+    def holds(self, row_id: int) -> bool:
+        """Tell whether ``row_id`` is still ours with at least half a lease left."""
+        if time.monotonic() - self.renewed_at > self.store.lease_seconds / 2:
+            started = time.monotonic()
+            self.held = self.store.extend_leases(sorted(self.held))
+            self.renewed_at = started
+        return row_id in self.held
+
+    def finish(self, row_id: int) -> None:
+        """Forget ``row_id``: its outcome is recorded."""
+        self.held.discard(row_id)
+
+    def release_all(self) -> int:
+        """Hand every row still held back to pending."""
+        released = self.store.release(sorted(self.held))
+        self.held.clear()
+        return released
+
+
+class Relay:
+    """Moves due outbox rows to SMTP; ``run_tick`` is the scheduler's job."""
+
+    def __init__(
+        self,
+        app: Flask,
+        settings: RelaySettings,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.rng = rng or random.Random()
+        self._stopping = threading.Event()
+        self._busy = threading.Lock()
+
+    def stop(self) -> None:
+        """Ask the relay to stop claiming and to release what it holds."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Tell whether :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    def join(self) -> None:
+        """Wait until the tick in progress, if any, has finished."""
+        with self._busy:
+            pass
+
+    def run_tick(self) -> int:
+        """Deliver due rows until none are left or the relay stops; return the count.
+
+        A database error ends the tick with a log line; the next tick retries.
+        """
+        with self._busy, self.app.app_context():
+            store = OutboxStore(db.session, self.worker_id, self.settings.lease_seconds)
+            finished = 0
+            try:
+                while not self.stopping:
+                    since = time.monotonic()
+                    rows = store.claim_due_rows(self.settings.batch_size)
+                    if not rows:
+                        break
+                    count, healthy = self.deliver_batch(store, rows, since)
+                    finished += count
+                    if not healthy or len(rows) < self.settings.batch_size:
+                        break
+            except SQLAlchemyError:
+                logger.exception(
+                    "database error; retrying at the next poll",
+                    extra={"action": "tick_failed", "worker_id": self.worker_id},
+                )
+            return finished
+
+    def deliver_batch(
+        self, store: OutboxStore, rows: list[ClaimedRow], since: float
+    ) -> tuple[int, bool]:
+        """Send ``rows`` over one connection; return (rows finished, connection ok)."""
+        lease = Lease(store, rows, since)
+        connection = TimeoutConnection(self.settings.mail_timeout)
+        finished, connection_lost = 0, False
+        try:
+            for row in rows:
+                if self.stopping or connection_lost:
+                    break
+                if not lease.holds(row.id):
+                    logger.warning(
+                        "outbox_id=%d lease lost before sending; skipped",
+                        row.id,
+                        extra={"action": "lease_lost", "outbox_id": row.id},
+                    )
+                    continue
+                started = time.monotonic()
+                failure = self.send(connection, row)
+                self.record(store, row, failure, time.monotonic() - started)
+                lease.finish(row.id)
+                finished += 1
+                connection_lost = failure is not None and failure.connection_lost
+            # Whatever was not attempted goes back now, not when the lease ends.
+            released = lease.release_all()
+            if released:
+                logger.info(
+                    "released %d unsent rows", released, extra={"action": "release"}
+                )
+        finally:
+            connection.close()
+        return finished, not connection_lost
+
+    def send(self, connection: TimeoutConnection, row: ClaimedRow) -> Failure | None:
+        """Try to deliver ``row`` once; return None on success, else the Failure."""
+        try:
+            message = build_message(row)
+        except DELIVERY_ERRORS as exc:
+            return classify(exc)
+        if not connection.usable:
+            try:
+                connection.open()
+            except DELIVERY_ERRORS as exc:
+                return classify(exc, connecting=True)
+        try:
+            connection.send(message)
+        except DELIVERY_ERRORS as exc:
+            failure = classify(exc)
+        except Exception as exc:  # a bug, not a delivery problem: keep its traceback
+            logger.exception("unexpected error sending outbox_id=%d", row.id)
+            failure = Failure(f"{type(exc).__name__}: {exc}", connection_lost=True)
+        else:
+            return None
+        if failure.connection_lost:
+            connection.close()
+        return failure
+
+    def record(
+        self, store: OutboxStore, row: ClaimedRow, failure: Failure | None, took: float
+    ) -> None:
+        """Commit the outcome of one attempt, fenced by this worker's id."""
+        attempt = row.attempts + 1
+        if failure is None:
+            result, owned = "sent", store.mark_sent(row.id)
+        elif failure.permanent or attempt >= self.settings.max_attempts:
+            error = failure.error[:MAX_ERROR_LENGTH]
+            result, owned = "failed", store.mark_failed(row.id, error)
+        else:
+            delay = backoff_delay(
+                attempt,
+                self.settings.backoff_seconds,
+                self.settings.backoff_max_seconds,
+                self.rng,
+            )
+            error = failure.error[:MAX_ERROR_LENGTH]
+            result, owned = "retry", store.mark_retry(row.id, error, delay)
+        level = logging.INFO if failure is None else logging.WARNING
+        logger.log(
+            level,
+            "outbox_id=%d attempt=%d result=%s code=%s latency_ms=%.0f%s",
+            row.id,
+            attempt,
+            result if owned else f"{result}-unrecorded",
+            failure.code if failure else 250,
+            took * 1000,
+            f" error={failure.error!r}" if failure else "",
+            extra={"action": "deliver", "outbox_id": row.id, "result": result},
+        )
+        if not owned:
+            logger.warning(
+                "outbox_id=%d was taken by another worker; outcome not recorded",
+                row.id,
+                extra={"action": "fenced_out", "outbox_id": row.id},
+            )

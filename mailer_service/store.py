@@ -1,0 +1,120 @@
+"""The mailer's only access to the outbox table: named SQL, one commit per call.
+
+The statements live in ``queries/<dialect>.sql`` as named blocks
+(``-- name: claim_due --``). Every method here is one short transaction, so no
+transaction or row lock is ever held while the relay talks to SMTP.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy.orm import Session
+
+_BLOCK = re.compile(
+    r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
+)
+_EXPANDING = ("ids",)  # parameters bound as lists: ``id IN :ids``
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """An outbox row leased to this worker, with what it takes to send it."""
+
+    id: int
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str | None
+    message_id: str
+    attempts: int  # attempts made before this one
+
+
+@cache
+def load_queries(dialect: str) -> dict[str, TextClause]:
+    """Return the named statements of ``queries/<dialect>.sql``."""
+    source = files("mailer_service").joinpath("queries", f"{dialect}.sql").read_text()
+    queries = {}
+    for name, body in _BLOCK.findall(source):
+        clause = text(body.strip().rstrip(";"))
+        expanding = [p for p in _EXPANDING if f":{p}" in body]
+        if expanding:
+            clause = clause.bindparams(
+                *(bindparam(p, expanding=True) for p in expanding)
+            )
+        queries[name] = clause
+    return queries
+
+
+class OutboxStore:
+    """Claims, leases and finishes outbox rows on behalf of one worker."""
+
+    def __init__(self, session: Session, worker_id: str, lease_seconds: float) -> None:
+        self.session = session
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.queries = load_queries(session.get_bind().dialect.name)
+
+    def claim_due_rows(self, batch_size: int) -> list[ClaimedRow]:
+        """Lease up to ``batch_size`` due rows to this worker and commit."""
+        result = self._run(
+            "claim_due", batch_size=batch_size, lease_seconds=self.lease_seconds
+        )
+        return sorted((ClaimedRow(*row) for row in result), key=lambda r: r.id)
+
+    def extend_leases(self, ids: list[int]) -> set[int]:
+        """Renew the lease on ``ids``; return those this worker still holds."""
+        if not ids:
+            return set()
+        result = self._run("extend_leases", ids=ids, lease_seconds=self.lease_seconds)
+        return {row[0] for row in result}
+
+    def mark_sent(self, row_id: int) -> bool:
+        """Record a delivery; False if another worker owns the row now."""
+        return self._run("mark_sent", id=row_id).rowcount == 1
+
+    def mark_retry(self, row_id: int, error: str, delay_seconds: float) -> bool:
+        """Record a transient failure and schedule the next attempt."""
+        result = self._run(
+            "mark_retry", id=row_id, error=error, delay_seconds=delay_seconds
+        )
+        return result.rowcount == 1
+
+    def mark_failed(self, row_id: int, error: str) -> bool:
+        """Record a permanent failure; the row is never retried automatically."""
+        return self._run("mark_failed", id=row_id, error=error).rowcount == 1
+
+    def release(self, ids: list[int]) -> int:
+        """Hand unsent rows back to ``pending`` without charging an attempt."""
+        if not ids:
+            return 0
+        return self._run("release", ids=ids).rowcount
+
+    def _run(self, name: str, **params: object):
+        """Execute one named statement as its own committed transaction."""
+        try:
+            result = self.session.execute(
+                self.queries[name], {"worker_id": self.worker_id, **params}
+            )
+            rows = result.all() if result.returns_rows else None
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+        return _Result(rows, result.rowcount)
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What a statement returned, kept after its transaction committed."""
+
+    rows: list | None
+    rowcount: int
+
+    def __iter__(self):
+        """Iterate over the returned rows."""
+        return iter(self.rows or [])

@@ -1,0 +1,125 @@
+"""A real SMTP server for tests (aiosmtpd), with faults on demand.
+
+``SmtpServer`` records every accepted message and can be told to answer the
+next messages with a 4xx or 5xx, to drop the connection, or to stall. A
+``HangingServer`` accepts connections and never says a word.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Handler:
+    """aiosmtpd handler: stores messages, or answers with the queued fault."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        """Accept the message, or apply the next planned fault."""
+        fault = self.server.next_fault()
+        if fault == "drop":
+            smtp.transport.abort()
+            return "421 dropped"
+        if fault == "stall":
+            time.sleep(self.server.stall_seconds)  # blocks this server's loop on purpose
+            return "451 stalled"
+        if fault is not None:
+            return fault
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self.server.lock:
+            self.server.messages.append(message)
+        return "250 OK"
+
+
+class SmtpServer:
+    """An in-process SMTP server on 127.0.0.1 with fault injection."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[EmailMessage] = []
+        self.faults: list[str] = []
+        self.stall_seconds = 0.0
+        self.lock = threading.Lock()
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+    def fail_next(self, *replies: str) -> None:
+        """Answer the next messages' DATA with these replies, e.g. ``"451 try later"``.
+
+        ``"drop"`` aborts the connection instead of answering.
+        """
+        with self.lock:
+            self.faults.extend(replies)
+
+    def next_fault(self) -> str | None:
+        """Pop the next planned fault, if any."""
+        with self.lock:
+            return self.faults.pop(0) if self.faults else None
+
+    def message_ids(self) -> Counter[str]:
+        """Count the accepted messages by their Message-ID."""
+        with self.lock:
+            return Counter(str(m["Message-ID"]) for m in self.messages)
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        """Wait until ``count`` messages were accepted; tell whether they were."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages) >= count:
+                    return True
+            time.sleep(0.05)
+        return False
+
+
+class HangingServer:
+    """Accepts TCP connections and never answers: a stuck SMTP server."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> HangingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        for connection in self.accepted:
+            connection.close()
+
+    def _accept(self) -> None:
+        """Accept and hold every connection until closed."""
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
