@@ -7,10 +7,12 @@ next messages with a 4xx or 5xx, to drop the connection, or to stall. A
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -31,16 +33,24 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(
+        self, smtp: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         """Accept the message, or apply the next planned fault."""
+        if self.server.on_message is not None:
+            self.server.on_message(len(self.server.messages))
+        if self.server.delay:
+            await asyncio.sleep(self.server.delay)
         fault = self.server.next_fault()
         if fault == "drop":
             smtp.transport.abort()
             return "421 dropped"
         if fault == "stall":
-            time.sleep(self.server.stall_seconds)  # blocks this server's loop on purpose
+            time.sleep(
+                self.server.stall_seconds
+            )  # blocks this server's loop on purpose
             return "451 stalled"
-        if fault is not None:
+        if fault not in (None, "ok"):
             return fault
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.server.lock:
@@ -56,8 +66,13 @@ class SmtpServer:
         self.messages: list[EmailMessage] = []
         self.faults: list[str] = []
         self.stall_seconds = 0.0
+        self.delay = 0.0  # seconds to wait before answering DATA, without blocking
+        # Called with the number of messages accepted so far, before each answer.
+        self.on_message: Callable[[int], None] | None = None
         self.lock = threading.Lock()
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port
+        )
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()
@@ -69,7 +84,8 @@ class SmtpServer:
     def fail_next(self, *replies: str) -> None:
         """Answer the next messages' DATA with these replies, e.g. ``"451 try later"``.
 
-        ``"drop"`` aborts the connection instead of answering.
+        ``"ok"`` accepts as usual, ``"drop"`` aborts the connection without an
+        answer, and ``"stall"`` freezes the server for ``stall_seconds``.
         """
         with self.lock:
             self.faults.extend(replies)

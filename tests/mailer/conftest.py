@@ -1,0 +1,57 @@
+"""Fixtures for the mailer: a real SMTP server and relays on the test database."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import URL
+
+from mailer_service import create_app
+from mailer_service.config import RelaySettings
+from mailer_service.relay import Relay
+from signup_service.models import db
+from tests.conftest import url_string
+from tests.support.smtp import SmtpServer
+
+# Small, fast settings: a relay that gives up on a silent server in half a second.
+FAST = RelaySettings(
+    mail_timeout=0.5,
+    poll_interval=0.1,
+    batch_size=10,
+    lease_seconds=30,
+    max_attempts=3,
+    backoff_seconds=30,
+    backoff_max_seconds=60,
+)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that records what it accepts."""
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def make_relay(database_url: URL, smtp: SmtpServer) -> Iterator[Callable[..., Relay]]:
+    """Build relays on the test's database, sending to ``smtp`` by default."""
+    apps: list[Flask] = []
+
+    def make(
+        worker_id: str | None = None, port: int | None = None, **settings
+    ) -> Relay:
+        env = {
+            "DATABASE_URL": url_string(database_url),
+            "MAIL_PORT": str(port or smtp.port),
+        }
+        apps.append(create_app(env))
+        options = {**FAST.__dict__, **settings}
+        return Relay(apps[-1], RelaySettings(**options), worker_id, random.Random(7))
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()

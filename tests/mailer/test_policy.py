@@ -1,0 +1,96 @@
+"""The retry policy as a pure unit: classification and backoff."""
+
+from __future__ import annotations
+
+import random
+import smtplib
+
+import pytest
+from flask_mail import BadHeaderError
+
+from mailer_service.policy import backoff_delay, classify
+
+
+@pytest.mark.parametrize(
+    ("exc", "permanent", "lost", "code"),
+    [
+        (
+            smtplib.SMTPRecipientsRefused({"a@x": (550, b"no such user")}),
+            True,
+            False,
+            550,
+        ),
+        (
+            smtplib.SMTPRecipientsRefused({"a@x": (451, b"greylisted")}),
+            False,
+            False,
+            451,
+        ),
+        (smtplib.SMTPSenderRefused(553, b"bad sender", "s@x"), True, False, 553),
+        (smtplib.SMTPDataError(452, b"mailbox full"), False, False, 452),
+        (smtplib.SMTPDataError(554, b"spam"), True, False, 554),
+        (smtplib.SMTPDataError(421, b"shutting down"), False, True, 421),
+        (smtplib.SMTPServerDisconnected("gone"), False, True, None),
+        (ConnectionRefusedError(111, "refused"), False, True, None),
+        (ConnectionResetError(104, "reset"), False, True, None),
+        (TimeoutError("timed out"), False, True, None),
+        (BadHeaderError(), True, False, None),
+        (UnicodeEncodeError("ascii", "ü", 0, 1, "bad"), True, False, None),
+    ],
+)
+def test_classify_permanent_and_transient(exc, permanent, lost, code):
+    failure = classify(exc)
+
+    assert (failure.permanent, failure.connection_lost, failure.code) == (
+        permanent,
+        lost,
+        code,
+    )
+    assert failure.error
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        smtplib.SMTPAuthenticationError(535, b"bad credentials"),
+        smtplib.SMTPConnectError(554, b"go away"),
+    ],
+)
+def test_classify_errors_while_connecting_are_never_permanent(exc):
+    failure = classify(exc, connecting=True)
+
+    assert not failure.permanent
+    assert failure.connection_lost
+    assert failure.error.startswith(str(exc.smtp_code))
+
+
+def test_classify_keeps_code_and_text_in_error():
+    failure = classify(smtplib.SMTPRecipientsRefused({"a@x": (550, b"5.1.1 unknown")}))
+
+    assert failure.error == "550 5.1.1 unknown"
+
+
+def test_backoff_doubles_and_is_capped():
+    """Without jitter's randomness (rng at its extremes) the schedule is exact."""
+
+    class Extreme(random.Random):
+        def __init__(self, high: bool) -> None:
+            super().__init__()
+            self.high = high
+
+        def uniform(self, a: float, b: float) -> float:
+            return b if self.high else a
+
+    high = [backoff_delay(n, 30, 600, Extreme(True)) for n in range(1, 8)]
+    low = [backoff_delay(n, 30, 600, Extreme(False)) for n in range(1, 8)]
+
+    assert high == [30, 60, 120, 240, 480, 600, 600]
+    assert low == [15, 30, 60, 120, 240, 300, 300]
+
+
+def test_backoff_jitter_spreads_within_half_to_full_delay():
+    rng = random.Random(1)
+    delays = [backoff_delay(3, 10, 1000, rng) for _ in range(200)]
+
+    assert all(20 <= d <= 40 for d in delays)
+    assert len({round(d, 3) for d in delays}) > 150  # really jittered

@@ -1,0 +1,288 @@
+"""The delivery loop in-process, with a real SMTP server, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from tests.support.outbox import (
+    LONG_AGO,
+    outbox_rows,
+    seed_outbox,
+    set_timestamp,
+    status_counts,
+)
+from tests.support.smtp import HangingServer
+
+
+def test_relay_sends_due_rows_and_records_sent(make_relay, smtp, engine):
+    seed_outbox(engine, 3)
+
+    assert make_relay().run_tick() == 3
+
+    rows = outbox_rows(engine)
+    assert [r["status"] for r in rows] == ["sent"] * 3
+    assert [r["attempts"] for r in rows] == [1, 1, 1]
+    assert all(r["sent_at"] is not None for r in rows)
+    assert all(r["locked_by"] is None and r["locked_until"] is None for r in rows)
+    assert all(r["last_error"] is None for r in rows)
+    assert smtp.message_ids() == {r["message_id"]: 1 for r in rows}
+
+
+def test_relay_message_has_one_message_id_equal_to_the_row(make_relay, smtp, engine):
+    seed_outbox(engine, 1)
+
+    make_relay().run_tick()
+
+    [row] = outbox_rows(engine)
+    [message] = smtp.messages
+    assert message.get_all("Message-ID") == [row["message_id"]]
+    assert message["To"] == row["recipient"]
+    assert message["Subject"] == row["subject"]
+    assert message["From"] == "Outbox Demo <no-reply@example.com>"
+    parts = {
+        p.get_content_type(): p.get_content()
+        for p in message.walk()
+        if not p.is_multipart()
+    }
+    assert parts["text/plain"].strip() == row["body_text"]
+    assert parts["text/html"].strip() == row["body_html"]
+
+
+def test_relay_leaves_future_rows_alone(make_relay, smtp, engine):
+    seed_outbox(engine, 2)
+    set_timestamp(engine, "available_at", datetime.now(UTC) + timedelta(hours=1))
+
+    assert make_relay().run_tick() == 0
+
+    assert status_counts(engine) == {"pending": 2}
+    assert smtp.messages == []
+
+
+def test_relay_4xx_retries_after_backoff_with_the_same_message_id(
+    make_relay, smtp, engine
+):
+    seed_outbox(engine, 1)
+    smtp.fail_next("451 4.7.1 greylisted, try later")
+    relay = make_relay()
+
+    relay.run_tick()
+
+    [row] = outbox_rows(engine)
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert row["last_error"] == "451 4.7.1 greylisted, try later"
+    assert row["locked_by"] is None
+    assert relay.run_tick() == 0  # backing off: not due yet
+    assert smtp.messages == []
+
+    set_timestamp(engine, "available_at", LONG_AGO)  # the backoff has passed
+    assert relay.run_tick() == 1
+
+    [row] = outbox_rows(engine)
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    assert smtp.message_ids() == {row["message_id"]: 1}
+
+
+def test_relay_5xx_fails_after_one_attempt(make_relay, smtp, engine):
+    seed_outbox(engine, 2)
+    smtp.fail_next("550 5.1.1 no such user")
+    relay = make_relay()
+
+    relay.run_tick()
+    set_timestamp(engine, "available_at", LONG_AGO)
+    relay.run_tick()
+
+    first, second = outbox_rows(engine)
+    assert (first["status"], first["attempts"]) == ("failed", 1)
+    assert first["last_error"] == "550 5.1.1 no such user"
+    assert (second["status"], second["attempts"]) == ("sent", 1)
+    assert len(smtp.messages) == 1
+
+
+def test_relay_max_attempts_gives_failed(make_relay, smtp, engine):
+    seed_outbox(engine, 1)
+    smtp.fail_next("451 busy", "452 busy", "421 closing")
+    relay = make_relay(max_attempts=3)
+
+    statuses = []
+    for _ in range(4):
+        relay.run_tick()
+        [row] = outbox_rows(engine)
+        statuses.append((row["status"], row["attempts"]))
+        set_timestamp(engine, "available_at", LONG_AGO)
+
+    assert statuses == [("pending", 1), ("pending", 2), ("failed", 3), ("failed", 3)]
+    assert outbox_rows(engine)[0]["last_error"] == "421 closing"
+    assert smtp.messages == []
+
+
+def test_relay_dropped_connection_releases_the_rest_uncharged(make_relay, smtp, engine):
+    seed_outbox(engine, 5)
+    smtp.fail_next("ok", "drop")
+
+    assert make_relay().run_tick() == 2
+
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["attempts"]) for r in rows] == [
+        ("sent", 1),
+        ("pending", 1),
+        ("pending", 0),
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    assert "Disconnected" in rows[1]["last_error"]
+    assert all(r["locked_by"] is None for r in rows)
+    assert [r["last_error"] for r in rows[2:]] == [None, None, None]
+
+
+def test_relay_reconnects_on_the_next_tick(make_relay, smtp, engine):
+    seed_outbox(engine, 4)
+    smtp.fail_next("drop")
+    relay = make_relay()
+
+    relay.run_tick()
+    relay.run_tick()
+
+    assert [r["status"] for r in outbox_rows(engine)] == ["pending"] + ["sent"] * 3
+
+
+def test_relay_connection_refused_is_transient(make_relay, smtp, engine):
+    from tests.support.smtp import free_port
+
+    seed_outbox(engine, 3)
+
+    make_relay(port=free_port()).run_tick()
+
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["attempts"]) for r in rows] == [
+        ("pending", 1),
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    assert "ConnectionRefusedError" in rows[0]["last_error"]
+
+
+def test_relay_hanging_server_times_out_and_records_it(make_relay, engine):
+    seed_outbox(engine, 2)
+
+    with HangingServer() as hanging:
+        make_relay(port=hanging.port).run_tick()
+
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["attempts"]) for r in rows] == [
+        ("pending", 1),
+        ("pending", 0),
+    ]
+    assert "timed out" in rows[0]["last_error"]
+
+
+def test_relay_server_stalling_mid_message_times_out(make_relay, smtp, engine):
+    seed_outbox(engine, 2)
+    smtp.stall_seconds = 1.5
+    smtp.fail_next("stall")
+
+    make_relay().run_tick()
+
+    first, second = outbox_rows(engine)
+    assert (first["status"], first["attempts"]) == ("pending", 1)
+    assert "timed out" in first["last_error"]
+    assert (second["status"], second["attempts"]) == ("pending", 0)
+
+
+def test_relay_unbuildable_message_fails_permanently(make_relay, smtp, engine):
+    seed_outbox(engine, 2)
+    with engine.begin() as connection:  # a subject that would inject a header
+        connection.execute(
+            text("UPDATE outbox SET subject = 'Hi' || char(10) || 'Bcc: x@example.com'"
+                 " WHERE id = (SELECT min(id) FROM outbox)")
+            if engine.dialect.name == "sqlite"
+            else text("UPDATE outbox SET subject = E'Hi\\nBcc: x@example.com'"
+                      " WHERE id = (SELECT min(id) FROM outbox)")
+        )  # fmt: skip
+
+    make_relay().run_tick()
+
+    first, second = outbox_rows(engine)
+    assert (first["status"], first["attempts"]) == ("failed", 1)
+    assert "BadHeaderError" in first["last_error"]
+    assert second["status"] == "sent"
+    assert len(smtp.messages) == 1
+
+
+def test_relay_stop_mid_batch_releases_unsent_rows(make_relay, smtp, engine):
+    seed_outbox(engine, 5)
+    relay = make_relay()
+    smtp.on_message = lambda accepted: relay.stop() if accepted == 1 else None
+
+    relay.run_tick()
+
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["attempts"]) for r in rows] == [
+        ("sent", 1),
+        ("sent", 1),
+        ("pending", 0),
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    assert status_counts(engine).get("sending") is None
+    assert relay.run_tick() == 0  # a stopped relay claims nothing more
+
+
+def test_relay_skips_a_row_whose_lease_was_taken_mid_batch(make_relay, smtp, engine):
+    """A worker never starts sending a row it no longer holds."""
+    ids = seed_outbox(engine, 3)
+
+    def steal_second_row(accepted: int) -> None:
+        if accepted == 0:
+            with engine.begin() as connection:
+                connection.execute(
+                    text("UPDATE outbox SET locked_by = 'thief' WHERE id = :id"),
+                    {"id": ids[1]},
+                )
+
+    smtp.on_message = steal_second_row
+    # A tiny lease makes the relay re-check its hold before every message.
+    make_relay(lease_seconds=0.001).run_tick()
+
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["locked_by"]) for r in rows] == [
+        ("sent", None),
+        ("sending", "thief"),
+        ("sent", None),
+    ]
+    assert len(smtp.messages) == 2
+
+
+def test_relay_reclaims_rows_of_a_crashed_worker_after_the_lease(
+    make_relay, smtp, engine
+):
+    seed_outbox(engine, 2)
+    crashed = make_relay(worker_id="crashed")
+    with crashed.app.app_context():
+        from mailer_service.store import OutboxStore
+        from signup_service.models import db
+
+        OutboxStore(db.session, "crashed", 30).claim_due_rows(10)
+    survivor = make_relay(worker_id="survivor")
+
+    assert survivor.run_tick() == 0  # the lease still protects the rows
+    set_timestamp(engine, "locked_until", LONG_AGO, "status = 'sending'")
+    assert survivor.run_tick() == 2
+
+    assert [r["status"] for r in outbox_rows(engine)] == ["sent", "sent"]
+    assert len(smtp.messages) == 2
+
+
+def test_relay_survives_a_database_error_and_recovers(make_relay, smtp, engine):
+    seed_outbox(engine, 1)
+    relay = make_relay()
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox RENAME TO outbox_away"))
+
+    assert relay.run_tick() == 0  # logged, not raised
+
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox_away RENAME TO outbox"))
+    assert relay.run_tick() == 1
+    assert status_counts(engine) == {"sent": 1}

@@ -1,0 +1,187 @@
+"""The claim, lease and fence SQL, against real databases."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from mailer_service.store import OutboxStore, load_queries
+from tests.support.outbox import LONG_AGO, outbox_rows, seed_outbox, set_timestamp
+
+QUERIES = Path(__file__).resolve().parents[2] / "mailer_service" / "queries"
+
+
+@pytest.fixture
+def stores(engine):
+    """Return a factory of stores, each with its own session, for two workers."""
+    sessions: list[Session] = []
+
+    def make(worker_id: str, lease_seconds: float = 30) -> OutboxStore:
+        sessions.append(Session(engine))
+        return OutboxStore(sessions[-1], worker_id, lease_seconds)
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+def test_both_dialects_define_the_same_statements():
+    names = {
+        path.stem: re.findall(r"^-- name: (\w+) --$", path.read_text(), re.M)
+        for path in QUERIES.glob("*.sql")
+        if path.stem in ("postgresql", "sqlite")
+    }
+    assert names["postgresql"] == names["sqlite"]
+    assert set(load_queries("sqlite")) == set(names["sqlite"])
+
+
+def test_claim_leases_due_rows_to_the_worker(stores, engine):
+    seed_outbox(engine, 3)
+
+    claimed = stores("a").claim_due_rows(2)
+
+    assert [row.id for row in claimed] == [1, 2]
+    assert claimed[0].recipient == "r0@example.com"
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["locked_by"]) for r in rows] == [
+        ("sending", "a"),
+        ("sending", "a"),
+        ("pending", None),
+    ]
+    assert rows[0]["locked_until"] is not None
+
+
+def test_claim_never_takes_a_live_lease(stores, engine):
+    seed_outbox(engine, 2)
+    stores("a").claim_due_rows(10)
+
+    assert stores("b").claim_due_rows(10) == []
+
+
+def test_claim_takes_expired_leases_first_come(stores, engine):
+    seed_outbox(engine, 2)
+    stores("a").claim_due_rows(10)
+    set_timestamp(engine, "locked_until", LONG_AGO, "id = 1")
+
+    claimed = stores("b").claim_due_rows(10)
+
+    assert [row.id for row in claimed] == [1]
+    assert [r["locked_by"] for r in outbox_rows(engine)] == ["b", "a"]
+
+
+def test_fence_stops_a_worker_whose_lease_expired(stores, engine):
+    """Worker a stalls past its lease, b takes the row: a can no longer touch it."""
+    seed_outbox(engine, 1)
+    a, b = stores("a"), stores("b")
+    [row] = a.claim_due_rows(1)
+    set_timestamp(engine, "locked_until", LONG_AGO)
+    assert [r.id for r in b.claim_due_rows(1)] == [row.id]
+
+    assert a.extend_leases([row.id]) == set()
+    assert a.mark_sent(row.id) is False
+    assert a.mark_retry(row.id, "451 late", 10) is False
+    assert a.mark_failed(row.id, "550 late") is False
+    assert a.release([row.id]) == 0
+    [state] = outbox_rows(engine)
+    assert (state["status"], state["locked_by"], state["attempts"]) == (
+        "sending",
+        "b",
+        0,
+    )
+
+    assert b.mark_sent(row.id) is True
+    [state] = outbox_rows(engine)
+    assert (state["status"], state["locked_by"], state["attempts"]) == ("sent", None, 1)
+
+
+def test_finished_rows_cannot_be_finished_again(stores, engine):
+    seed_outbox(engine, 1)
+    a = stores("a")
+    [row] = a.claim_due_rows(1)
+
+    assert a.mark_sent(row.id) is True
+    assert a.mark_failed(row.id, "late") is False
+    assert outbox_rows(engine)[0]["status"] == "sent"
+
+
+def test_extend_leases_moves_the_deadline(stores, engine):
+    seed_outbox(engine, 2)
+    a = stores("a", lease_seconds=5)
+    a.claim_due_rows(2)
+    set_timestamp(engine, "locked_until", LONG_AGO, "id = 1")
+
+    a.lease_seconds = 3600
+    assert a.extend_leases([1, 2]) == {1, 2}
+
+    first, second = outbox_rows(engine)
+    assert not str(first["locked_until"]).startswith("2000")
+    assert first["locked_until"] == second["locked_until"]
+
+
+def test_release_returns_rows_without_charging(stores, engine):
+    seed_outbox(engine, 3)
+    a = stores("a")
+    a.claim_due_rows(3)
+
+    assert a.release([2, 3]) == 2
+
+    assert [
+        (r["status"], r["attempts"], r["locked_by"]) for r in outbox_rows(engine)
+    ] == [
+        ("sending", 0, "a"),
+        ("pending", 0, None),
+        ("pending", 0, None),
+    ]
+
+
+def test_retry_schedules_the_row_in_the_future(stores, engine):
+    seed_outbox(engine, 1)
+    a = stores("a")
+    a.claim_due_rows(1)
+
+    assert a.mark_retry(1, "451 later", 3600) is True
+
+    assert a.claim_due_rows(1) == []
+    [row] = outbox_rows(engine)
+    assert (row["status"], row["attempts"], row["last_error"]) == (
+        "pending",
+        1,
+        "451 later",
+    )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_claim_skips_rows_locked_by_another_transaction(engine, database_url):
+    """SKIP LOCKED: a claim never waits for, nor takes, a row another claim holds."""
+    seed_outbox(engine, 4)
+    # Were the claim to wait for the lock, it would fail after 2 s instead of hanging.
+    impatient = create_engine(
+        database_url, poolclass=NullPool, connect_args={"options": "-c lock_timeout=2s"}
+    )
+    with engine.connect() as holder, Session(impatient) as session:
+        holder.execute(text("SELECT id FROM outbox WHERE id IN (1, 2) FOR UPDATE"))
+
+        claimed = OutboxStore(session, "a", 30).claim_due_rows(10)
+
+        holder.rollback()
+    impatient.dispose()
+    assert [row.id for row in claimed] == [3, 4]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_claim_uses_the_due_index(engine, database_url):
+    seed_outbox(engine, 50)
+    with engine.connect() as connection:
+        connection.execute(text("SET enable_seqscan = off"))
+        plan = connection.execute(
+            text("EXPLAIN " + str(load_queries("postgresql")["claim_due"])),
+            {"worker_id": "x", "lease_seconds": 1, "batch_size": 5},
+        ).scalars()
+        plan_text = "\n".join(plan)
+        connection.rollback()
+    assert "ix_outbox_due" in plan_text

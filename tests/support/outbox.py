@@ -1,0 +1,62 @@
+"""Put rows into the outbox and read them back, the way the SQL users would."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Engine, bindparam, text
+
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def seed_outbox(engine: Engine, count: int, prefix: str = "r") -> list[int]:
+    """Insert ``count`` pending rows addressed to ``<prefix><n>@example.com``."""
+    rows = [
+        {
+            "recipient": f"{prefix}{n}@example.com",
+            "subject": f"Hello {n}",
+            "body_text": f"Text body {n}",
+            "body_html": f"<p>HTML body {n}</p>",
+            "message_id": f"<{uuid.uuid4().hex}@example.com>",
+        }
+        for n in range(count)
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO outbox"
+                " (recipient, subject, body_text, body_html, message_id)"
+                " VALUES (:recipient, :subject, :body_text, :body_html, :message_id)"
+            ),
+            rows,
+        )
+        ids = connection.execute(text("SELECT id FROM outbox ORDER BY id")).scalars()
+        return list(ids)[-count:]
+
+
+def outbox_rows(engine: Engine) -> list[dict]:
+    """Return every outbox row as a dict, in id order."""
+    with engine.connect() as connection:
+        result = connection.execute(text("SELECT * FROM outbox ORDER BY id"))
+        return [dict(row) for row in result.mappings()]
+
+
+def status_counts(engine: Engine) -> dict[str, int]:
+    """Return the number of rows in each status."""
+    with engine.connect() as connection:
+        result = connection.execute(
+            text("SELECT status, count(*) FROM outbox GROUP BY status")
+        )
+        return dict(result.all())
+
+
+def set_timestamp(
+    engine: Engine, column: str, when: datetime, where: str = "1=1"
+) -> None:
+    """Move ``column`` of the matching rows to ``when``: time travel for leases."""
+    statement = text(f"UPDATE outbox SET {column} = :when WHERE {where}").bindparams(
+        bindparam("when", type_=DateTime(timezone=True))
+    )
+    with engine.begin() as connection:
+        connection.execute(statement, {"when": when})
