@@ -1,0 +1,190 @@
+"""Real mailer processes: replicas, kill -9, SIGTERM, a silent server, a lost DB."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import url_string
+from tests.support.outbox import outbox_rows, seed_outbox, status_counts
+from tests.support.processes import ROOT, MailerProcess, child_env, wait_until
+from tests.support.smtp import HangingServer
+
+pytestmark = pytest.mark.slow
+
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def start_mailer(
+    database_url, smtp, tmp_path
+) -> Iterator[Callable[..., MailerProcess]]:
+    """Start mailer processes on the test's database; all are gone after the test."""
+    started: list[MailerProcess] = []
+
+    def start(**env: str) -> MailerProcess:
+        settings = {
+            "DATABASE_URL": url_string(database_url),
+            "MAIL_PORT": str(smtp.port),
+            "MAIL_TIMEOUT": "1",
+            "MAILER_LEASE_SECONDS": "4",
+            "MAILER_POLL_INTERVAL": "0.05",
+            "MAILER_BATCH_SIZE": "20",
+            **env,
+        }
+        started.append(
+            MailerProcess(tmp_path / f"mailer-{len(started)}.log", **settings)
+        )
+        return started[-1]
+
+    yield start
+    for mailer in started:
+        mailer.stop_quietly()
+
+
+def all_sent(engine, count: int) -> Callable[[], bool]:
+    """Return a predicate: ``count`` rows exist and every one is sent."""
+    return lambda: status_counts(engine) == {"sent": count}
+
+
+def test_mailer_process_delivers_and_stops_on_sigterm(start_mailer, smtp, engine):
+    ids = seed_outbox(engine, 30)
+    mailer = start_mailer()
+
+    assert wait_until(all_sent(engine, len(ids)), 60), mailer.log()
+
+    assert mailer.terminate() == 0
+    assert sorted(smtp.message_ids().values()) == [1] * 30
+    assert "stopped" in mailer.log()
+    assert "outbox_id=1 attempt=1 result=sent code=250" in mailer.log()
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("replicas", [2, 4])
+def test_replicas_deliver_every_row_exactly_once(start_mailer, smtp, engine, replicas):
+    ids = seed_outbox(engine, 1000)
+    mailers = [start_mailer(MAIL_TIMEOUT="5", MAILER_LEASE_SECONDS="30")
+               for _ in range(replicas)]  # fmt: skip
+
+    assert wait_until(all_sent(engine, len(ids)), 240), mailers[0].log()
+
+    assert [m.terminate() for m in mailers] == [0] * replicas
+    received = smtp.message_ids()
+    assert set(received) == {r["message_id"] for r in outbox_rows(engine)}
+    assert max(received.values()) == 1, received.most_common(3)
+    # Every replica took part: the claim spreads work instead of serializing it.
+    assert all("result=sent" in m.log() for m in mailers)
+
+
+@POSTGRES_ONLY
+def test_kill_9_mid_batch_loses_nothing_and_duplicates_at_most_one_per_kill(
+    start_mailer, smtp, engine
+):
+    ids = seed_outbox(engine, 300)
+    smtp.delay = 0.01  # every message is in flight for a while
+    kills = 0
+    for target in (40, 120):
+        victim = start_mailer(MAILER_BATCH_SIZE="50")
+        assert wait_until(lambda t=target: len(smtp.messages) >= t, 60), victim.log()
+        victim.kill()
+        kills += 1
+    assert status_counts(engine).get("sending", 0) > 0  # the dead left rows leased
+
+    survivor = start_mailer()
+    assert wait_until(all_sent(engine, len(ids)), 120), survivor.log()
+
+    assert survivor.terminate() == 0
+    received = smtp.message_ids()
+    assert set(received) == {r["message_id"] for r in outbox_rows(engine)}
+    duplicates = sum(n - 1 for n in received.values())
+    assert duplicates <= kills, received.most_common(3)
+
+
+@POSTGRES_ONLY
+def test_sigterm_mid_batch_exits_0_and_leaves_nothing_in_flight(
+    start_mailer, smtp, engine
+):
+    seed_outbox(engine, 200)
+    smtp.delay = 0.02
+    mailer = start_mailer(MAILER_BATCH_SIZE="50")
+    assert wait_until(lambda: len(smtp.messages) >= 10, 60), mailer.log()
+
+    assert mailer.terminate() == 0
+
+    rows = outbox_rows(engine)
+    assert not [r for r in rows if r["status"] == "sending"]
+    sent = {r["message_id"] for r in rows if r["status"] == "sent"}
+    assert sent == set(smtp.message_ids())  # every accepted mail is recorded
+    pending = [r for r in rows if r["status"] == "pending"]
+    assert pending, "the batch should have been interrupted"
+    assert all(r["attempts"] == 0 and r["locked_by"] is None for r in pending)
+    assert "released" in mailer.log()
+
+
+def test_hanging_server_times_out_and_sigterm_still_stops_the_mailer(
+    start_mailer, engine
+):
+    seed_outbox(engine, 3)
+    with HangingServer() as hanging:
+        mailer = start_mailer(MAIL_PORT=str(hanging.port))
+        first_failed = lambda: outbox_rows(engine)[0]["attempts"] == 1  # noqa: E731
+        assert wait_until(first_failed, 30), mailer.log()
+        # The next tick is stuck on the silent server again; stop it there.
+        assert wait_until(lambda: len(hanging.accepted) >= 2, 30), mailer.log()
+
+        assert mailer.terminate(timeout=30) == 0
+
+    rows = outbox_rows(engine)
+    assert "timed out" in rows[0]["last_error"]
+    assert not [r for r in rows if r["status"] == "sending"]
+    assert status_counts(engine) == {"pending": 3}
+
+
+@POSTGRES_ONLY
+def test_mailer_survives_its_database_connections_being_killed(
+    start_mailer, smtp, engine
+):
+    mailer = start_mailer()
+    for round_ in range(1, 4):
+        seed_outbox(engine, 5, prefix=f"round{round_}-")
+        assert wait_until(all_sent(engine, 5 * round_), 60), mailer.log()
+        with engine.connect() as connection:  # what a database restart does to it
+            killed = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        assert killed >= 1
+        assert mailer.alive()
+
+    assert mailer.terminate() == 0
+    assert len(smtp.message_ids()) == 15
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MAIL_PORT": "smtp"}, "MAIL_PORT must be an integer"),
+        ({"MAILER_BATCH_SIZE": "0"}, "MAILER_BATCH_SIZE must be at least 1"),
+        ({"MAILER_POLL_INTERVAL": "-1"}, "MAILER_POLL_INTERVAL must be greater than 0"),
+        ({"MAIL_TIMEOUT": "30", "MAILER_LEASE_SECONDS": "60"}, "MAILER_LEASE_SECONDS"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must use"),
+    ],
+)
+def test_mailer_refuses_to_start_on_bad_config(env, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "mailer_service"],
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert message in result.stderr
