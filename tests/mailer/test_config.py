@@ -1,0 +1,54 @@
+"""The mailer's MAILER_* and MAIL_TIMEOUT settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailer_service.config import RelaySettings, relay_settings
+from signup_service.config import ConfigError
+
+
+def test_relay_settings_defaults_are_documented_values():
+    assert relay_settings({}) == RelaySettings(
+        mail_timeout=30,
+        poll_interval=1,
+        batch_size=20,
+        lease_seconds=120,
+        max_attempts=10,
+        backoff_seconds=30,
+        backoff_max_seconds=3600,
+    )
+
+
+def test_relay_settings_read_every_variable():
+    settings = relay_settings(
+        {
+            "MAIL_TIMEOUT": "2.5",
+            "MAILER_POLL_INTERVAL": "0.25",
+            "MAILER_BATCH_SIZE": "7",
+            "MAILER_LEASE_SECONDS": "10",
+            "MAILER_MAX_ATTEMPTS": "4",
+            "MAILER_BACKOFF_SECONDS": "5",
+            "MAILER_BACKOFF_MAX_SECONDS": "50",
+        }
+    )
+
+    assert settings == RelaySettings(2.5, 0.25, 7, 10, 4, 5, 50)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MAIL_TIMEOUT": "0"}, "MAIL_TIMEOUT must be greater than 0"),
+        ({"MAIL_TIMEOUT": "inf"}, "MAIL_TIMEOUT must be greater than 0"),
+        ({"MAIL_TIMEOUT": "nan"}, "MAIL_TIMEOUT must be greater than 0"),
+        ({"MAILER_POLL_INTERVAL": "soon"}, "MAILER_POLL_INTERVAL must be a number"),
+        ({"MAILER_BATCH_SIZE": "1.5"}, "MAILER_BATCH_SIZE must be an integer"),
+        ({"MAILER_MAX_ATTEMPTS": "0"}, "MAILER_MAX_ATTEMPTS must be at least 1"),
+        ({"MAILER_LEASE_SECONDS": "100"}, "must be at least 4 x MAIL_TIMEOUT"),
+        ({"MAILER_BACKOFF_MAX_SECONDS": "10"}, "MAILER_BACKOFF_MAX_SECONDS"),
+    ],
+)
+def test_relay_settings_reject_bad_values(env, message):
+    with pytest.raises(ConfigError, match=message):
+        relay_settings(env)
