@@ -172,7 +172,9 @@ class Relay:
             failure = Failure(f"{type(exc).__name__}: {exc}", connection_lost=True)
         else:
             return None
-        if failure.connection_lost:
+        if failure.connection_lost or failure.code is None:
+            # Without an SMTP reply, smtplib did not reset the session: it may be
+            # mid-transaction. Start the next message on a fresh connection.
             connection.close()
         return failure
 

@@ -210,6 +210,23 @@ def test_relay_unbuildable_message_fails_permanently(make_relay, smtp, engine):
     assert len(smtp.messages) == 1
 
 
+def test_relay_non_ascii_recipient_fails_alone(make_relay, smtp, engine):
+    """Without SMTPUTF8 a non-ASCII local part cannot be sent: only that row fails."""
+    seed_outbox(engine, 2)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE outbox SET recipient = 'jürgen@example.com' WHERE id = 1")
+        )
+
+    make_relay().run_tick()
+
+    first, second = outbox_rows(engine)
+    assert (first["status"], first["attempts"]) == ("failed", 1)
+    assert "UnicodeEncodeError" in first["last_error"]
+    assert (second["status"], second["attempts"]) == ("sent", 1)
+    assert smtp.message_ids() == {second["message_id"]: 1}
+
+
 def test_relay_stop_mid_batch_releases_unsent_rows(make_relay, smtp, engine):
     seed_outbox(engine, 5)
     relay = make_relay()
