@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29 09:12:04
+Create Date: 2026-11-28 16:40:12
 
 ``outbox_summary`` is for humans at a SQL prompt: one row per status, always
 all four, in lifecycle order, with these columns:

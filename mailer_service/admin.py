@@ -1,0 +1,212 @@
+"""The ``outbox`` admin CLI: look at delivery state, retry failures, purge old rows.
+
+Run it as ``outbox --help`` (or ``python -m mailer_service.admin --help``) with
+the mailer's environment: it reads ``DATABASE_URL`` like the services do. Its SQL
+is in ``queries/admin_<dialect>.sql``; each statement is its own short
+transaction and touches only ``failed`` or ``sent`` rows, which no mailer writes,
+so every command is safe while mailers run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from sqlalchemy import Engine, TextClause
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailer_service import create_app
+from mailer_service.store import load_queries
+from signup_service.config import ConfigError
+from signup_service.models import db
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PURGE_BATCH_SIZE = 1000  # rows deleted per transaction
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # seconds per duration unit
+_DURATION = re.compile(r"(\d+)([smhd])")
+
+
+class Duration(click.ParamType):
+    """A positive span of time like ``45s``, ``30m``, ``12h`` or ``30d``, in seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        """Return the duration in seconds, or fail with a usage error."""
+        if isinstance(value, int):
+            return value  # already converted, as click may pass defaults again
+        match = _DURATION.fullmatch(str(value).strip().lower())
+        if match is None or int(match[1]) == 0:
+            self.fail(
+                f"{value!r} is not a positive duration like 45s, 30m, 12h or 30d",
+                param,
+                ctx,
+            )
+        return int(match[1]) * _UNITS[match[2]]
+
+
+@contextmanager
+def _database() -> Iterator[tuple[Engine, dict[str, TextClause]]]:
+    """Yield the mailer app's engine and the admin SQL for its dialect."""
+    try:
+        app = create_app()
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    with app.app_context():
+        engine = db.engine
+        try:
+            yield engine, load_queries(f"admin_{engine.dialect.name}")
+        except SQLAlchemyError as err:
+            # The driver's own first line names the problem; SQLAlchemy's wrapper
+            # adds the statement and a link, too much for a terminal.
+            detail = str(getattr(err, "orig", None) or err).strip().splitlines()
+            raise click.ClickException(f"database error: {detail[0]}") from None
+        finally:
+            engine.dispose()
+
+
+def format_age(seconds: int | None) -> str:
+    """Render a number of seconds as ``3d 4h``, ``2h 5m``, ``7m 3s`` or ``-``."""
+    if seconds is None:
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{n}{unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or "0s"
+
+
+@click.group()
+def cli() -> None:
+    """Inspect and repair the email outbox (reads DATABASE_URL)."""
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def stats(as_json: bool) -> None:
+    """Show rows per status and the oldest due row's age.
+
+    Reads the outbox_summary view: rows per status, how long the oldest due
+    pending row has waited (a pending row is due once its available_at has
+    passed), and the failures whose last attempt became due in the last hour.
+    """
+    with _database() as (engine, queries), engine.begin() as connection:
+        rows = [row._asdict() for row in connection.execute(queries["summary"])]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'status':<8} {'total':>8}  {'oldest due':<10}  failed last hour")
+    for row in rows:
+        failed = row["failed_last_hour"]
+        click.echo(
+            f"{row['status']:<8} {row['total']:>8}  "
+            f"{format_age(row['oldest_due_age_seconds']):<10}  "
+            f"{'-' if failed is None else failed}"
+        )
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True, type=click.IntRange(min=1))
+def retry(ids: tuple[int, ...]) -> None:
+    """Retry the failed rows IDS now.
+
+    Each failed row goes back to pending, due now, with attempts reset to 0, so
+    it gets the mailer's full attempt budget again. last_error is kept until
+    the next attempt overwrites it, so the reason for the failure stays
+    visible. Rows that are not failed are left untouched and reported, as are
+    ids that do not exist; then the exit status is 1.
+    """
+    wanted = sorted(set(ids))
+    with _database() as (engine, queries), engine.begin() as connection:
+        result = connection.execute(queries["retry_failed"], {"ids": wanted})
+        retried = sorted(row.id for row in result)
+        rest = [i for i in wanted if i not in retried]
+        statuses = {}
+        if rest:
+            rows = connection.execute(queries["statuses"], {"ids": rest})
+            statuses = {row.id: row.status for row in rows}
+    logger.info("retried failed rows", extra={"action": "retry", "ids": retried})
+    if retried:
+        click.echo(f"retried {len(retried)}: {', '.join(map(str, retried))}")
+    for row_id in rest:
+        reason = f"is {statuses[row_id]}" if row_id in statuses else "does not exist"
+        click.echo(f"not retried: {row_id} {reason}", err=True)
+    if rest:
+        raise SystemExit(1)
+
+
+@cli.command("requeue-failed")
+@click.option(
+    "--since",
+    type=Duration(),
+    help="Only rows whose last attempt became due within this long, e.g. 1h, 2d.",
+)
+def requeue_failed(since: int | None) -> None:
+    """Retry every failed row now, or only recent ones.
+
+    Each goes back to pending, due now, with attempts reset to 0. The schema
+    records no failure time, so --since goes by available_at, when the row's
+    last attempt became due (for a row tried once, when it was created).
+    """
+    with _database() as (engine, queries), engine.begin() as connection:
+        if since is None:
+            count = connection.execute(queries["requeue_failed"]).rowcount
+        else:
+            count = connection.execute(
+                queries["requeue_failed_since"], {"seconds": float(since)}
+            ).rowcount
+    logger.info("requeued failed rows", extra={"action": "requeue", "count": count})
+    click.echo(f"requeued {count} failed rows")
+
+
+@cli.command()
+@click.option(
+    "--sent-older-than",
+    "older_than",
+    type=Duration(),
+    required=True,
+    help="Delete sent rows delivered longer ago than this, e.g. 30d, 12h.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PURGE_BATCH_SIZE,
+    show_default=True,
+    help="Rows deleted per transaction.",
+)
+def purge(older_than: int, batch_size: int) -> None:
+    """Delete old sent rows in batches, against table bloat.
+
+    Deletes sent rows whose sent_at is older than --sent-older-than. This is
+    how the outbox table stays small: sent rows are kept only as a delivery
+    record, so purge them on a schedule (say daily, --sent-older-than 30d).
+    Each batch is its own short transaction and only sent rows are ever
+    deleted, so it is safe to run while mailers work; on PostgreSQL rows locked
+    by someone else are skipped rather than waited for.
+    """
+    deleted = batches = 0
+    with _database() as (engine, queries):
+        while True:
+            with engine.begin() as connection:
+                count = connection.execute(
+                    queries["purge_sent_batch"],
+                    {"seconds": float(older_than), "batch_size": batch_size},
+                ).rowcount
+            deleted += count
+            batches += 1
+            if count < batch_size:
+                break
+    logger.info("purged sent rows", extra={"action": "purge", "count": deleted})
+    click.echo(f"purged {deleted} sent rows in {batches} batch(es)")
+
+
+if __name__ == "__main__":
+    cli(prog_name="outbox")

@@ -1,0 +1,58 @@
+-- The admin CLI's SQL for the embedded SQLite demo: the same statements as
+-- admin_postgresql.sql. Times are UTC text with milliseconds, compared as text
+-- exactly as the mailer's claim compares them.
+
+-- name: summary --
+-- One row per status, in lifecycle order, from the outbox_summary view.
+SELECT status, total, oldest_due_age_seconds, failed_last_hour
+FROM outbox_summary
+ORDER BY CASE status
+    WHEN 'pending' THEN 1 WHEN 'sending' THEN 2 WHEN 'sent' THEN 3 ELSE 4
+END;
+
+-- name: retry_failed --
+-- Put the failed rows among :ids back to pending, due now, with a fresh attempt budget.
+UPDATE outbox
+SET status = 'pending',
+    attempts = 0,
+    available_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
+WHERE id IN :ids AND status = 'failed'
+RETURNING id;
+
+-- name: statuses --
+-- The status of each of :ids that exists, to explain why it was not retried.
+SELECT id, status
+FROM outbox
+WHERE id IN :ids;
+
+-- name: requeue_failed --
+-- Put every failed row back to pending, due now, with a fresh attempt budget.
+UPDATE outbox
+SET status = 'pending',
+    attempts = 0,
+    available_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
+WHERE status = 'failed';
+
+-- name: requeue_failed_since --
+-- The same, for failed rows whose last attempt became due in the last :seconds.
+UPDATE outbox
+SET status = 'pending',
+    attempts = 0,
+    available_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
+WHERE status = 'failed'
+  AND available_at >= strftime('%Y-%m-%d %H:%M:%f', 'now',
+                               printf('%+.3f seconds', -:seconds));
+
+-- name: purge_sent_batch --
+-- Delete up to :batch_size sent rows delivered more than :seconds ago. SQLite has
+-- one writer at a time, so each batch is a short write the mailer waits out.
+DELETE FROM outbox
+WHERE id IN (
+    SELECT id
+    FROM outbox
+    WHERE status = 'sent'
+      AND sent_at < strftime('%Y-%m-%d %H:%M:%f', 'now',
+                             printf('%+.3f seconds', -:seconds))
+    ORDER BY id
+    LIMIT :batch_size
+);

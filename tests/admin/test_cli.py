@@ -1,0 +1,353 @@
+"""The ``outbox`` admin CLI changes exactly the rows it names, on both databases."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import URL, Engine, create_engine, text
+from sqlalchemy.pool import NullPool
+
+from mailer_service.admin import cli, format_age
+from signup_service.models import Outbox
+from tests.conftest import url_string
+
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+# id: (status, available_at offset from now, sent_at offset, attempts, last_error)
+ROWS = {
+    1: ("pending", -2 * HOUR, None, 0, None),
+    2: ("pending", +HOUR, None, 1, "421 try again later"),  # not due yet
+    3: ("sending", -60 * DAY, None, 1, None),  # leased, old: never purged
+    4: ("sent", -40 * DAY, -40 * DAY, 1, None),
+    5: ("sent", -31 * DAY, -31 * DAY, 1, None),
+    6: ("sent", -35 * DAY, -35 * DAY, 2, "451 greylisted"),
+    7: ("sent", -DAY, -DAY, 1, None),  # recent: kept by a 30d purge
+    8: ("failed", -10 * timedelta(minutes=1), None, 10, "550 no such user"),
+    9: ("failed", -60 * DAY, None, 3, "554 rejected"),
+    10: ("sent", -45 * DAY, -45 * DAY, 1, None),
+    11: ("sent", -50 * DAY, -50 * DAY, 1, None),
+}
+OLD_SENT = {4, 5, 6, 10, 11}
+
+
+def seed(engine: Engine) -> datetime:
+    """Insert ROWS with times relative to now; return that now."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": row_id,
+            "created_at": now + due,
+            "available_at": now + due,
+            "status": status,
+            "recipient": f"user{row_id}@example.com",
+            "subject": "Welcome aboard!",
+            "body_text": "Hello",
+            "message_id": f"<{row_id}@example.com>",
+            "attempts": attempts,
+            "last_error": error,
+            "sent_at": None if sent is None else now + sent,
+            "locked_by": "worker-1" if status == "sending" else None,
+            "locked_until": now + 2 * HOUR if status == "sending" else None,
+        }
+        for row_id, (status, due, sent, attempts, error) in ROWS.items()
+    ]
+    with engine.begin() as connection:
+        connection.execute(Outbox.__table__.insert(), rows)
+    return now
+
+
+def snapshot(engine: Engine) -> dict[int, dict]:
+    """Return every outbox row by id, for before/after comparisons."""
+    with engine.connect() as connection:
+        # Through the table, so SQLite's text timestamps come back as datetimes.
+        table = Outbox.__table__
+        result = connection.execute(table.select().order_by(table.c.id))
+        return {row["id"]: dict(row) for row in result.mappings()}
+
+
+def utc(value: datetime) -> datetime:
+    """Read SQLite's naive UTC timestamps and PostgreSQL's aware ones alike."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def outbox(url: URL, *args: str, **env: str) -> Result:
+    """Run ``outbox ARGS`` in-process against ``url``; crashes fail the test."""
+    result = CliRunner().invoke(
+        cli, list(args), env={"DATABASE_URL": url_string(url), **env}
+    )
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_stats_counts_rows_per_status(database_url, engine):
+    before = seed(engine)
+
+    result = outbox(database_url, "stats", "--json")
+    after = datetime.now(UTC)
+
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    age = rows[0].pop("oldest_due_age_seconds")
+    # Row 1 became due two hours before seeding; the age is read between the two.
+    assert 7200 - 1 <= age <= 7200 + (after - before).total_seconds() + 1
+    assert rows == [
+        {"status": "pending", "total": 2, "failed_last_hour": None},
+        {"status": "sending", "total": 1, "oldest_due_age_seconds": None,
+         "failed_last_hour": None},
+        {"status": "sent", "total": 6, "oldest_due_age_seconds": None,
+         "failed_last_hour": None},
+        {"status": "failed", "total": 2, "oldest_due_age_seconds": None,
+         "failed_last_hour": 1},
+    ]  # fmt: skip
+
+
+def test_stats_prints_a_table(database_url, engine):
+    seed(engine)
+
+    result = outbox(database_url, "stats")
+
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert lines[0] == ["status", "total", "oldest", "due", "failed", "last", "hour"]
+    assert lines[1][:3] == ["pending", "2", "2h"]
+    assert lines[2:] == [["sending", "1", "-", "-"], ["sent", "6", "-", "-"],
+                         ["failed", "2", "-", "1"]]  # fmt: skip
+
+
+def test_format_age_shows_the_two_largest_units():
+    assert format_age(None) == "-"
+    assert format_age(0) == "0s"
+    assert format_age(59) == "59s"
+    assert format_age(3600 + 5) == "1h 5s"
+    assert format_age(2 * 86400 + 3 * 3600 + 4 * 60) == "2d 3h"
+
+
+def test_retry_puts_one_failed_row_back_to_pending(database_url, engine):
+    seed(engine)
+    before = snapshot(engine)
+    started = datetime.now(UTC)
+
+    result = outbox(database_url, "retry", "8")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "retried 1: 8\n"
+    after = snapshot(engine)
+    retried = after.pop(8)
+    assert retried["status"] == "pending"
+    assert retried["attempts"] == 0
+    assert retried["last_error"] == "550 no such user"  # kept, documented
+    slack = timedelta(seconds=1)  # SQLite's clock keeps milliseconds only
+    assert started - slack <= utc(retried["available_at"])
+    assert utc(retried["available_at"]) <= datetime.now(UTC) + slack
+    del before[8]
+    assert after == before
+
+
+def test_retry_reports_rows_it_cannot_retry_and_fails(database_url, engine):
+    seed(engine)
+    before = snapshot(engine)
+
+    result = outbox(database_url, "retry", "7", "9", "99", "2", "9")
+
+    assert result.exit_code == 1
+    assert result.stdout == "retried 1: 9\n"
+    assert result.stderr.splitlines() == [
+        "not retried: 2 is pending",
+        "not retried: 7 is sent",
+        "not retried: 99 does not exist",
+    ]
+    after = snapshot(engine)
+    assert (after[9]["status"], after[9]["attempts"]) == ("pending", 0)
+    del before[9], after[9]
+    assert after == before
+
+
+def test_requeue_failed_moves_every_failed_row(database_url, engine):
+    seed(engine)
+    before = snapshot(engine)
+
+    result = outbox(database_url, "requeue-failed")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "requeued 2 failed rows\n"
+    after = snapshot(engine)
+    for row_id in (8, 9):
+        assert (after[row_id]["status"], after[row_id]["attempts"]) == ("pending", 0)
+        del before[row_id], after[row_id]
+    assert after == before
+
+
+@pytest.mark.parametrize("since", ["1h", "30m", "2d"])
+def test_requeue_failed_since_takes_only_recent_failures(database_url, engine, since):
+    seed(engine)
+    before = snapshot(engine)
+
+    result = outbox(database_url, "requeue-failed", "--since", since)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "requeued 1 failed rows\n"
+    after = snapshot(engine)
+    assert (after[8]["status"], after[8]["attempts"]) == ("pending", 0)
+    del before[8], after[8]
+    assert after == before  # row 9 failed 60 days ago and stays failed
+
+
+def test_purge_deletes_old_sent_rows_in_batches(database_url, engine):
+    seed(engine)
+    before = snapshot(engine)
+
+    result = outbox(
+        database_url, "purge", "--sent-older-than", "30d", "--batch-size", "2"
+    )
+
+    assert result.exit_code == 0, result.output
+    # Five old sent rows in batches of two: 2 + 2 + 1.
+    assert result.stdout == "purged 5 sent rows in 3 batch(es)\n"
+    # Pending, sending and failed rows older than 30 days (1, 3, 9) all remain.
+    assert snapshot(engine) == {k: v for k, v in before.items() if k not in OLD_SENT}
+
+    again = outbox(database_url, "purge", "--sent-older-than", "12h")
+    assert again.stdout == "purged 1 sent rows in 1 batch(es)\n"
+    assert set(snapshot(engine)) == {1, 2, 3, 8, 9}
+
+
+def test_purge_skips_rows_locked_by_others_without_waiting(pg_url):
+    engine = create_engine(pg_url, poolclass=NullPool)
+    seed(engine)
+    with engine.connect() as holder:
+        # A mailer mid-claim on row 3, and someone holding old sent row 4.
+        holder.execute(text("SELECT id FROM outbox WHERE id IN (3, 4) FOR UPDATE"))
+        # Were purge to wait for a lock, it would fail here instead of hanging.
+        result = outbox(pg_url, "purge", "--sent-older-than", "30d",
+                        PGOPTIONS="-c lock_timeout=30s")  # fmt: skip
+        holder.rollback()
+    remaining = set(snapshot(engine))
+    again = outbox(pg_url, "purge", "--sent-older-than", "30d")
+    final = set(snapshot(engine))
+    engine.dispose()
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "purged 4 sent rows in 1 batch(es)\n"
+    assert remaining == {1, 2, 3, 4, 7, 8, 9}
+    assert again.stdout == "purged 1 sent rows in 1 batch(es)\n"
+    assert final == {1, 2, 3, 7, 8, 9}
+
+
+@pytest.mark.parametrize(
+    ("command", "phrase"),
+    [
+        ([], "Inspect and repair the email outbox"),
+        (["stats"], "oldest due"),
+        (["retry"], "attempts reset to 0"),
+        (["requeue-failed"], "--since DURATION"),
+        (["purge"], "table bloat"),
+    ],
+)
+def test_help_describes_each_command(command, phrase):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+
+    assert result.exit_code == 0
+    assert phrase in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["retry"],
+        ["retry", "x"],
+        ["retry", "8", "1.5"],
+        ["retry", "8", "0"],
+        ["retry", "8", "-3"],
+        ["requeue-failed", "--since", "0h"],
+        ["requeue-failed", "--since", "-1h"],
+        ["requeue-failed", "--since", "1y"],
+        ["requeue-failed", "--since", "h"],
+        ["purge"],
+        ["purge", "--sent-older-than", "30"],
+        ["purge", "--sent-older-than", "1.5d"],
+        ["purge", "--sent-older-than", "0d"],
+        ["purge", "--sent-older-than", "30d", "--batch-size", "0"],
+        ["purge", "--sent-older-than", "30d", "--batch-size", "-1"],
+        ["purge", "--sent-older-than", "30d", "--batch-size", "x"],
+        ["purge", "--sent-older-than", "1s", "--batch-size", "2", "extra"],
+    ],
+)
+def test_bad_arguments_are_refused_and_touch_nothing(database_url, engine, args):
+    seed(engine)
+    before = snapshot(engine)
+
+    result = outbox(database_url, *args)
+
+    assert result.exit_code == 2
+    assert "Error:" in result.stderr
+    assert snapshot(engine) == before
+
+
+def test_duration_error_names_the_expected_format(database_url):
+    result = outbox(database_url, "purge", "--sent-older-than", "soon")
+
+    assert "'soon' is not a positive duration like 45s, 30m, 12h or 30d" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize("args", [["stats"], ["retry", "1"], ["requeue-failed"]])
+def test_database_errors_give_a_clear_message(tmp_path, args):
+    unmigrated = URL.create("sqlite", database=str(tmp_path / "empty.db"))
+
+    result = outbox(unmigrated, *args)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: database error: no such table")
+
+
+def test_unreachable_database_gives_a_clear_message():
+    # Port 1 refuses connections at once; nothing listens there.
+    result = outbox(URL.create("postgresql", host="127.0.0.1", port=1), "stats")
+
+    assert result.exit_code == 1
+    assert "Error: database error: connection failed" in result.stderr
+
+
+def test_bad_database_url_names_the_variable():
+    result = CliRunner().invoke(cli, ["stats"], env={"DATABASE_URL": "mysql://x/y"})
+
+    assert result.exit_code == 1
+    assert "DATABASE_URL must use postgresql:// or sqlite://" in result.stderr
+
+
+def test_console_script_runs_stats(database_url, engine):
+    seed(engine)
+    script = Path(sys.executable).parent / "outbox"
+
+    done = subprocess.run(
+        [str(script), "stats"],
+        env={"DATABASE_URL": url_string(database_url), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[4].split() == ["failed", "2", "-", "1"]
+
+
+def test_module_runs_as_outbox():
+    done = subprocess.run(
+        [sys.executable, "-m", "mailer_service.admin", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: outbox ")
