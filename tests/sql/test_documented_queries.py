@@ -1,0 +1,182 @@
+"""The SQL in README's "Checking delivery state" section runs and tells the truth.
+
+Each ```sql block of that section is run as pasted (no parameter parsing)
+against a PostgreSQL database seeded with a row in every state, and its result
+is checked exactly; the database's own now() is read in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import URL, Engine, create_engine
+from sqlalchemy.pool import NullPool
+
+from signup_service.models import Outbox, User
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "## Checking delivery state with SQL"
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+
+USERS = {1: "ada@example.com", 2: "grace@example.com", 3: "linus@example.com"}
+# id: (status, user_id, available_at offset from now, attempts, last_error)
+ROWS = {
+    1: ("sent", 1, -2 * DAY, 1, None),
+    2: ("pending", 2, -3 * HOUR, 2, "421 busy"),  # the oldest due row
+    3: ("pending", 3, -HOUR, 0, None),
+    4: ("pending", None, +DAY, 1, "451 try later"),  # not due yet
+    5: ("failed", None, -20 * MINUTE, 10, "421 busy"),  # out of attempts
+    6: ("failed", None, -3 * DAY, 1, "550 5.1.1 no such user"),
+    7: ("sending", None, -MINUTE, 0, None),  # leased until now + 2 minutes
+    8: ("sending", None, -HOUR, 0, None),  # lease expired 10 minutes ago
+}
+SENT_AT = -2 * DAY + MINUTE  # row 1's delivery
+LEASES = {7: ("worker-alive", 2 * MINUTE), 8: ("worker-dead", -10 * MINUTE)}
+
+
+def documented_queries() -> list[str]:
+    """Return the ```sql blocks of the README section, in order."""
+    text = README.read_text()
+    start = text.index(SECTION + "\n")
+    end = text.find("\n## ", start + len(SECTION))
+    section = text[start : end if end != -1 else len(text)]
+    return re.findall(r"^```sql\n(.*?)^```$", section, re.M | re.S)
+
+
+def seed(engine: Engine) -> datetime:
+    """Insert USERS and ROWS with times relative to now; return that now."""
+    now = datetime.now(UTC)
+    outbox = []
+    for row_id, (status, user_id, due, attempts, error) in ROWS.items():
+        worker, lease = LEASES.get(row_id, (None, None))
+        outbox.append(
+            {
+                "id": row_id,
+                "created_at": now + due,
+                "available_at": now + due,
+                "status": status,
+                "recipient": USERS.get(user_id, f"other{row_id}@example.com"),
+                "subject": "Welcome aboard!",
+                "body_text": "Hello",
+                "message_id": f"<{row_id}@example.com>",
+                "attempts": attempts,
+                "last_error": error,
+                "sent_at": now + SENT_AT if status == "sent" else None,
+                "locked_by": worker,
+                "locked_until": None if lease is None else now + lease,
+                "user_id": user_id,
+            }
+        )
+    users = [
+        {"id": i, "email": e, "created_at": now - 3 * DAY} for i, e in USERS.items()
+    ]
+    with engine.begin() as connection:
+        connection.execute(User.__table__.insert(), users)
+        connection.execute(Outbox.__table__.insert(), outbox)
+    return now
+
+
+def run_as_pasted(engine: Engine, sql: str) -> tuple[datetime, list[tuple]]:
+    """Run ``sql`` verbatim in a fresh transaction; return now() and the rows."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT now()")
+        (db_now,) = cursor.fetchone()
+        cursor.execute(sql)  # no parameters: psycopg sends the text unparsed
+        rows = cursor.fetchall()
+        cursor.close()
+        connection.rollback()
+    finally:
+        connection.close()
+    return db_now, rows
+
+
+def counts_by_status(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: every status with its count, alphabetically."""
+    return [("failed", 2), ("pending", 3), ("sending", 2), ("sent", 1)]
+
+
+def oldest_due_age(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: row 2, due three hours before seeding, is the oldest due."""
+    return [(db_now - (now - 3 * HOUR),)]
+
+
+def failed_rows(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: both failed rows with their attempts and errors."""
+    return [
+        (5, "other5@example.com", 10, now - 20 * MINUTE, "421 busy"),
+        (6, "other6@example.com", 1, now - 3 * DAY, "550 5.1.1 no such user"),
+    ]
+
+
+def users_welcome_mail(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: Ada's one welcome mail, delivered."""
+    return [("ada@example.com", 1, "sent", 1, now - 2 * DAY, now + SENT_AT, None)]
+
+
+def stuck_in_sending(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: only row 8, whose worker died; row 7's lease is still running."""
+    expired = now - 10 * MINUTE
+    return [(8, "worker-dead", expired, db_now - expired)]
+
+
+def summary_view(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: the outbox_summary view's four rows, in lifecycle order."""
+    age = int((db_now - (now - 3 * HOUR)).total_seconds())
+    return [
+        ("pending", 3, age, None),
+        ("sending", 2, None, None),
+        ("sent", 1, None, None),
+        ("failed", 2, None, 1),  # row 5 only: row 6 was due three days ago
+    ]
+
+
+EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
+    counts_by_status,
+    oldest_due_age,
+    failed_rows,
+    users_welcome_mail,
+    stuck_in_sending,
+    summary_view,
+]
+
+
+@pytest.fixture
+def pg_engine(pg_url: URL):
+    """An engine on a fresh, migrated PostgreSQL database."""
+    engine = create_engine(pg_url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+def test_readme_documents_every_query():
+    # Deleting or adding a query must come with its expected result below.
+    assert len(documented_queries()) == len(EXPECTED) == 6
+
+
+@pytest.mark.parametrize(
+    "index", range(len(EXPECTED)), ids=lambda i: EXPECTED[i].__name__
+)
+def test_readme_query_returns_the_documented_answer(pg_engine, index):
+    now = seed(pg_engine)
+    sql = documented_queries()[index]
+
+    db_now, rows = run_as_pasted(pg_engine, sql)
+
+    assert rows == EXPECTED[index](now, db_now)
+
+
+def test_readme_stuck_query_is_empty_when_leases_are_live(pg_engine):
+    """The negative case's counterpart: a healthy outbox shows no stuck rows."""
+    seed(pg_engine)
+    with pg_engine.begin() as connection:
+        connection.execute(Outbox.__table__.delete().where(Outbox.id == 8))
+
+    _, rows = run_as_pasted(pg_engine, documented_queries()[4])
+
+    assert rows == []

@@ -1,0 +1,92 @@
+"""The outbox_summary view (migration 0002) gives the same answers on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, inspect, text
+
+from signup_service.models import Outbox
+from tests.sql.test_documented_queries import seed
+from tests.support.databases import migrate
+
+QUERY = text(
+    "SELECT status, total, oldest_due_age_seconds, failed_last_hour FROM outbox_summary"
+)
+
+
+def summary(engine: Engine) -> list[tuple]:
+    """Return the view's rows in the order the view gives them."""
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(QUERY)]
+
+
+def assert_age_between(age: int, least: timedelta, elapsed: timedelta) -> None:
+    """Check a whole-second age read somewhere within ``elapsed`` after ``least``."""
+    # One second of slack each way: SQLite's julianday() is a float.
+    assert least.total_seconds() - 1 <= age
+    assert age <= (least + elapsed).total_seconds() + 1
+
+
+def test_outbox_summary_counts_each_status(database_url, engine):
+    now = seed(engine)
+
+    rows = summary(engine)
+
+    elapsed = datetime.now(UTC) - now
+    assert_age_between(rows[0][2], timedelta(hours=3), elapsed)
+    assert [rows[0][:2] + rows[0][3:], *rows[1:]] == [
+        ("pending", 3, None),
+        ("sending", 2, None, None),
+        ("sent", 1, None, None),
+        ("failed", 2, None, 1),  # failed 20 minutes ago; the other 3 days ago
+    ]
+
+
+def test_outbox_summary_lists_every_status_when_empty(database_url, engine):
+    assert summary(engine) == [
+        ("pending", 0, None, None),
+        ("sending", 0, None, None),
+        ("sent", 0, None, None),
+        ("failed", 0, None, 0),
+    ]
+
+
+def test_outbox_summary_ignores_pending_rows_not_yet_due(database_url, engine):
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    insert_pending(engine, available_at=later)
+
+    assert summary(engine)[0] == ("pending", 1, None, None)
+
+
+def test_outbox_summary_sees_a_signup_row_as_due_at_once(database_url, engine):
+    """Rows take available_at from the server default, as signups write them."""
+    before = datetime.now(UTC)
+    insert_pending(engine)
+
+    status, total, age, _ = summary(engine)[0]
+
+    assert (status, total) == ("pending", 1)
+    assert_age_between(age, timedelta(0), datetime.now(UTC) - before)
+
+
+def test_outbox_summary_is_dropped_by_downgrade(database_url, engine):
+    migrate(database_url, "downgrade", "0001")
+    dropped = inspect(engine).get_view_names()
+    migrate(database_url, "upgrade", "head")
+
+    assert dropped == []
+    assert inspect(engine).get_view_names() == ["outbox_summary"]
+
+
+def insert_pending(engine: Engine, **values: datetime) -> None:
+    """Insert one pending row; unset times take the database's defaults."""
+    row = {
+        "recipient": "ada@example.com",
+        "subject": "Welcome aboard!",
+        "body_text": "Hello",
+        "message_id": "<1@example.com>",
+        **values,
+    }
+    with engine.begin() as connection:
+        connection.execute(Outbox.__table__.insert(), [row])
