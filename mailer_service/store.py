@@ -35,9 +35,9 @@ class ClaimedRow:
 
 
 @cache
-def load_queries(dialect: str) -> dict[str, TextClause]:
-    """Return the named statements of ``queries/<dialect>.sql``."""
-    source = files("mailer_service").joinpath("queries", f"{dialect}.sql").read_text()
+def load_queries(stem: str) -> dict[str, TextClause]:
+    """Return the named statements of ``queries/<stem>.sql``, e.g. ``sqlite``."""
+    source = files("mailer_service").joinpath("queries", f"{stem}.sql").read_text()
     queries = {}
     for name, body in _BLOCK.findall(source):
         clause = text(body.strip().rstrip(";"))
