@@ -13,9 +13,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: the whole system, embedded: signup on :8000, a mailer, and a local SMTP sink
+# The Procfile names bare commands, so the venv goes first on PATH. The SMTP sink's
+# maildir needs new/, cur/ and tmp/ (Maildir only creates them with var/mail).
 run: $(STAMP)
 	$(BIN)/alembic upgrade head
-	$(BIN)/honcho start -f Procfile
+	mkdir -p var/mail/new var/mail/cur var/mail/tmp
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
 
 ## test: lint, then the whole test suite
 test: lint
