@@ -36,5 +36,10 @@ format: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/alembic upgrade head
 
+## bench: sync send and thread per email vs the outbox; rewrites BENCHMARKS.md
+# Needs PostgreSQL; pass e.g. BENCH_ARGS='--admin-url postgresql://...' to change it.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""What every benchmark phase shares: the database, the two SMTP sinks, the knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.smtp_sink import SmtpSink
+
+MAILER_POLL_INTERVAL = "0.1"  # seconds; small, so a drain starts at once
+
+
+@dataclass
+class Bench:
+    """The shared state of one ``make bench`` run."""
+
+    db_url: str
+    slow: SmtpSink  # answers MAIL FROM after SLOW_SMTP_SECONDS
+    fast: SmtpSink  # answers at once
+    logs: Path  # one log file per child process
+    requests: int  # measured signups per latency phase
+    concurrency: int  # client threads of the load generator
+    kill_signups: int  # signups in flight when the web process is killed
+    mailer_rows: int  # outbox rows drained in the throughput phase
+
+    def mail_env(self, sink: SmtpSink) -> dict[str, str]:
+        """Return the ``MAIL_*`` variables that point Flask-Mail at ``sink``."""
+        return {
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(sink.port),
+            "MAIL_USE_TLS": "false",
+            "MAIL_USE_SSL": "false",
+        }
+
+    def outbox_env(self, sink: SmtpSink) -> dict[str, str]:
+        """Return the signup service's environment, mail pointed at ``sink``."""
+        return {**self.mail_env(sink), "DATABASE_URL": self.db_url}
+
+    def mailer_env(self, sink: SmtpSink) -> dict[str, str]:
+        """Return the mailer's environment, delivering to ``sink``."""
+        return {
+            **self.outbox_env(sink),
+            "MAILER_POLL_INTERVAL": MAILER_POLL_INTERVAL,
+        }
+
+    def log(self, name: str) -> Path:
+        """Return the log file for the child called ``name``."""
+        return self.logs / f"{name}.log"
