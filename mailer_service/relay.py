@@ -78,6 +78,11 @@ class Relay:
         self.rng = rng or random.Random()
         self._stopping = threading.Event()
         self._busy = threading.Lock()
+        # What a database error kept us from writing: outcomes of messages the
+        # server already accepted or refused, and rows we still hold. Written at
+        # the next tick, still fenced, so a database blip duplicates nothing.
+        self._unrecorded: list[tuple[ClaimedRow, Failure | None, float]] = []
+        self._unreleased: set[int] = set()
 
     def stop(self) -> None:
         """Ask the relay to stop claiming and to release what it holds."""
@@ -102,6 +107,7 @@ class Relay:
             store = OutboxStore(db.session, self.worker_id, self.settings.lease_seconds)
             finished = 0
             try:
+                self.write_carried(store)
                 while not self.stopping:
                     since = time.monotonic()
                     rows = store.claim_due_rows(self.settings.batch_size)
@@ -117,6 +123,16 @@ class Relay:
                     extra={"action": "tick_failed", "worker_id": self.worker_id},
                 )
             return finished
+
+    def write_carried(self, store: OutboxStore) -> None:
+        """Record the outcomes and releases that a database error held back."""
+        while self._unrecorded:
+            row, failure, took = self._unrecorded[0]
+            self.record(store, row, failure, took)
+            self._unrecorded.pop(0)
+        if self._unreleased:
+            store.release(sorted(self._unreleased))
+            self._unreleased.clear()
 
     def deliver_batch(
         self, store: OutboxStore, rows: list[ClaimedRow], since: float
@@ -138,8 +154,13 @@ class Relay:
                     continue
                 started = time.monotonic()
                 failure = self.send(connection, row)
-                self.record(store, row, failure, time.monotonic() - started)
                 lease.finish(row.id)
+                outcome = (row, failure, time.monotonic() - started)
+                try:
+                    self.record(store, *outcome)
+                except SQLAlchemyError:
+                    self._unrecorded.append(outcome)
+                    raise
                 finished += 1
                 connection_lost = failure is not None and failure.connection_lost
             # Whatever was not attempted goes back now, not when the lease ends.
@@ -148,6 +169,9 @@ class Relay:
                 logger.info(
                     "released %d unsent rows", released, extra={"action": "release"}
                 )
+        except SQLAlchemyError:
+            self._unreleased.update(lease.held)
+            raise
         finally:
             connection.close()
         return finished, not connection_lost

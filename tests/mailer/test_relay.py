@@ -303,3 +303,32 @@ def test_relay_survives_a_database_error_and_recovers(make_relay, smtp, engine):
         connection.execute(text("ALTER TABLE outbox_away RENAME TO outbox"))
     assert relay.run_tick() == 1
     assert status_counts(engine) == {"sent": 1}
+
+
+def test_relay_records_an_outcome_the_database_refused_at_the_next_tick(
+    make_relay, smtp, engine
+):
+    """The server accepted a message, then the write failed: never send it again."""
+    seed_outbox(engine, 3)
+
+    def rename(old: str, new: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    smtp.on_message = lambda accepted: (
+        rename("outbox", "away") if accepted == 0 else None
+    )
+    relay = make_relay()
+
+    assert relay.run_tick() == 0  # message 1 accepted; recording it failed
+    assert len(smtp.messages) == 1
+
+    smtp.on_message = None
+    rename("away", "outbox")
+    relay.run_tick()
+
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1)] * 3
+    set_timestamp(engine, "locked_until", LONG_AGO)  # no lease left to wait out
+    assert relay.run_tick() == 0
+    assert sorted(smtp.message_ids().values()) == [1, 1, 1]
