@@ -7,13 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from honcho.environ import parse_procfile
+
+from tests.support.processes import child_env
+from tests.support.processes import wait_until as poll_until
+
+__all__ = ["child_env"]  # re-exported: the acceptance tests import it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent  # the venv running pytest, as make run's
@@ -25,21 +29,6 @@ STOP_TIMEOUT = 60.0  # seconds for a process group to exit after a signal
 def procfile() -> dict[str, str]:
     """Return the Procfile's commands by process name, parsed as honcho parses it."""
     return dict(parse_procfile((ROOT / "Procfile").read_text()).processes)
-
-
-def child_env(**overrides: str) -> dict[str, str]:
-    """Return this environment without the app's settings, plus ``overrides``.
-
-    The demo must work with none of DATABASE_URL or MAIL_* set, so a developer's
-    own values must not leak into the children.
-    """
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DATABASE_URL", "MAIL_", "MAILER_", "SIGNUP_"))
-    }
-    env.update(overrides)
-    return env
 
 
 def with_venv_path(env: Mapping[str, str]) -> dict[str, str]:
@@ -99,14 +88,10 @@ def wait_until(
 
     ``details`` is called only then, e.g. to show a process's log as it is by then.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(
-        f"timed out after {timeout:g}s waiting for {what}\n{details()}"
-    )
+    if not poll_until(predicate, timeout, interval=0.1):
+        raise AssertionError(
+            f"timed out after {timeout:g}s waiting for {what}\n{details()}"
+        )
 
 
 def answers(url: str) -> bool:

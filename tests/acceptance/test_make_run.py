@@ -34,7 +34,8 @@ from tests.acceptance.processes import (
     start_shell,
     wait_until,
 )
-from tests.support.smtp import SmtpServer, free_port
+from tests.support.processes import free_port
+from tests.support.smtp import SmtpServer
 
 DELIVERY_TIMEOUT = 120.0  # seconds from the signup to the mail file and `sent`
 CHECKOUT = ("Procfile", "pyproject.toml", "migrations")  # what the recipe reads

@@ -28,7 +28,8 @@ from tests.acceptance.processes import (
     with_venv_path,
 )
 from tests.support.databases import SqliteTemplate
-from tests.support.smtp import SmtpServer, free_port
+from tests.support.processes import free_port
+from tests.support.smtp import SmtpServer
 
 SIGNUPS = 40  # concurrent POST /signup requests
 DELIVERY_TIMEOUT = 180.0  # seconds for the mailer to send every signup's mail

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from signup_service.models import db
 from tests.conftest import url_string
 from tests.deploy.deployfiles import ROOT, child_env, service_env
+from tests.support.processes import free_port, wait_until
 
 STARTUP_TIMEOUT = 120.0  # seconds for gunicorn to answer; other tests share the CPUs
 SHUTDOWN_TIMEOUT = 60.0  # seconds for gunicorn's graceful stop after SIGTERM
@@ -47,13 +46,6 @@ def run_command(
         text=True,
         timeout=COMMAND_TIMEOUT,
     )
-
-
-def free_port() -> int:
-    """Return a TCP port that is free right now on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def head_revision(pyproject: Path) -> str | None:
@@ -172,13 +164,6 @@ def http_status(url: str, payload: dict[str, Any] | None = None) -> int | None:
         return err.code
     except OSError:
         return None
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 def bound_to(command: list[str], address: str) -> list[str]:

@@ -13,6 +13,7 @@ from tests.support.outbox import (
     set_timestamp,
     status_counts,
 )
+from tests.support.processes import free_port
 from tests.support.smtp import HangingServer
 
 
@@ -148,8 +149,6 @@ def test_relay_reconnects_on_the_next_tick(make_relay, smtp, engine):
 
 
 def test_relay_connection_refused_is_transient(make_relay, smtp, engine):
-    from tests.support.smtp import free_port
-
     seed_outbox(engine, 3)
 
     make_relay(port=free_port()).run_tick()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -23,6 +22,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
+
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,13 +48,6 @@ def require_postgres() -> bool:
     return os.environ.get("OUTBOX_REQUIRE_POSTGRES", "").lower() in {"1", "true"}
 
 
-def _free_port() -> int:
-    """Return a TCP port that is free right now on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def throwaway_cluster() -> Iterator[URL]:
     """Run a temporary PostgreSQL cluster for the length of the block."""
@@ -64,7 +58,7 @@ def throwaway_cluster() -> Iterator[URL]:
             "TEST_DATABASE_URL is unset and initdb refuses to run as root"
         )
     folder = Path(tempfile.mkdtemp(prefix="outbox-pg-"))
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         ["initdb", "-D", str(folder / "data"), "-U", "postgres", "-A", "trust"],
         check=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Variables of the developer's shell that must not leak into a child's config.
 _CONFIG_PREFIXES = ("DATABASE_URL", "MAIL_", "MAILER_", "SIGNUP_")
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def child_env(**env: str) -> dict[str, str]:
