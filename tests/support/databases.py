@@ -2,7 +2,8 @@
 
 PostgreSQL comes from ``TEST_DATABASE_URL`` (an admin URL; the tests create and
 drop their own databases on that server). Without it, a throwaway cluster is
-started when ``initdb`` and ``pg_ctl`` are on PATH. When neither works the
+started when ``initdb`` and ``pg_ctl`` are on PATH (as the ``postgres`` user
+when run as root, since initdb refuses root). When neither works the
 PostgreSQL tests skip with the reason, unless ``OUTBOX_REQUIRE_POSTGRES`` is
 true, as CI sets it: then they fail.
 """
@@ -53,20 +54,24 @@ def throwaway_cluster() -> Iterator[URL]:
     """Run a temporary PostgreSQL cluster for the length of the block."""
     if not (shutil.which("initdb") and shutil.which("pg_ctl")):
         raise RuntimeError("TEST_DATABASE_URL is unset and initdb/pg_ctl are missing")
-    if os.geteuid() == 0:
-        raise RuntimeError(
-            "TEST_DATABASE_URL is unset and initdb refuses to run as root"
-        )
+    # initdb refuses to run as root; as root, run the cluster as "postgres".
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     folder = Path(tempfile.mkdtemp(prefix="outbox-pg-"))
+    if as_owner:
+        shutil.chown(folder, "postgres")
     port = free_port()
+    data = str(folder / "data")
     subprocess.run(
-        ["initdb", "-D", str(folder / "data"), "-U", "postgres", "-A", "trust"],
+        [*as_owner, "initdb", "-D", data, "-U", "postgres", "-A", "trust"],
         check=True,
         capture_output=True,
     )
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    # -l sends the server's output to a file: with our pipes it would keep them
+    # open, and subprocess.run would wait for the server to exit.
+    start = ["pg_ctl", "-D", data, "-l", f"{folder}/log", "-o", options, "-w", "start"]
     subprocess.run(
-        ["pg_ctl", "-D", str(folder / "data"), "-o", options, "-w", "start"],
+        [*as_owner, *start],
         check=True,
         capture_output=True,
     )
@@ -74,7 +79,7 @@ def throwaway_cluster() -> Iterator[URL]:
         yield make_url(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
     finally:
         subprocess.run(
-            ["pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"],
+            [*as_owner, "pg_ctl", "-D", data, "-m", "immediate", "stop"],
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
