@@ -41,13 +41,17 @@ def make_relay(database_url: URL, smtp: SmtpServer) -> Iterator[Callable[..., Re
     apps: list[Flask] = []
 
     def make(
-        worker_id: str | None = None, port: int | None = None, **settings
+        worker_id: str | None = None,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        **settings,
     ) -> Relay:
-        env = {
+        """A relay; ``env`` adds variables, ``settings`` override FAST's fields."""
+        base = {
             "DATABASE_URL": url_string(database_url),
             "MAIL_PORT": str(port or smtp.port),
         }
-        apps.append(create_app(env))
+        apps.append(create_app({**base, **(env or {})}))
         options = {**FAST.__dict__, **settings}
         return Relay(apps[-1], RelaySettings(**options), worker_id, random.Random(7))
 
