@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from types import FrameType
 
+import click
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from mailer_service import create_app
@@ -39,27 +40,24 @@ def configure_logging() -> None:
     logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
 
 
-def main() -> int:
-    """Run the mailer until a signal stops it; return the exit status."""
-    configure_logging()
-    try:
-        settings = relay_settings()
-        app = create_app()
-    except ConfigError as err:
-        print(f"mailer-service: configuration error: {err}", file=sys.stderr)
-        return 2
-    relay = Relay(app, settings)
+def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:
+    """Return a scheduler that runs one relay tick at a time, every interval."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
         relay.run_tick,
         "interval",
-        seconds=settings.poll_interval,
+        seconds=poll_interval,
         id="relay",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=None,
         next_run_time=datetime.now(UTC),
     )
+    return scheduler
+
+
+def stop_on_signals(relay: Relay, scheduler: BlockingScheduler) -> None:
+    """Make SIGTERM and SIGINT stop claiming and end the scheduler's loop."""
 
     def shut_down(signum: int, _frame: FrameType | None) -> None:
         """Stop claiming; the tick in flight finishes its message and releases."""
@@ -70,6 +68,30 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--once", is_flag=True, help="Deliver the rows due now, then exit.")
+def main(once: bool) -> None:
+    """Relay the outbox to SMTP until SIGTERM or SIGINT.
+
+    Configured by the environment: DATABASE_URL, MAIL_* (Flask-Mail's, plus
+    MAIL_TIMEOUT) and MAILER_* (see README.md, Configuration). Run as many
+    mailers as you like against one PostgreSQL database.
+    """
+    configure_logging()
+    try:
+        settings = relay_settings()
+        app = create_app()
+    except ConfigError as err:
+        click.echo(f"mailer-service: configuration error: {err}", err=True)
+        sys.exit(2)
+    relay = Relay(app, settings)
+    if once:
+        relay.run_tick()
+        return
+    scheduler = build_scheduler(relay, settings.poll_interval)
+    stop_on_signals(relay, scheduler)
     logger.info(
         "mailer %s polling every %gs, batch %d, lease %gs, SMTP %s:%s",
         relay.worker_id,
@@ -83,8 +105,7 @@ def main() -> int:
     scheduler.start()
     relay.join()
     logger.info("mailer %s stopped", relay.worker_id, extra={"action": "stop"})
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m mailer_service")

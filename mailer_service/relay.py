@@ -83,6 +83,7 @@ class Relay:
         # the next tick, still fenced, so a database blip duplicates nothing.
         self._unrecorded: list[tuple[ClaimedRow, Failure | None, float]] = []
         self._unreleased: set[int] = set()
+        self._database_failing = False  # log the traceback once per outage
 
     def stop(self) -> None:
         """Ask the relay to stop claiming and to release what it holds."""
@@ -117,12 +118,23 @@ class Relay:
                     finished += count
                     if not healthy or len(rows) < self.settings.batch_size:
                         break
-            except SQLAlchemyError:
-                logger.exception(
-                    "database error; retrying at the next poll",
-                    extra={"action": "tick_failed", "worker_id": self.worker_id},
-                )
+            except SQLAlchemyError as err:
+                self.log_database_error(err)
+            else:
+                if self._database_failing:
+                    logger.info("database is back", extra={"action": "db_back"})
+                self._database_failing = False
             return finished
+
+    def log_database_error(self, err: SQLAlchemyError) -> None:
+        """Log a failed tick: with its traceback once, then a line per poll."""
+        extra = {"action": "tick_failed", "worker_id": self.worker_id}
+        if self._database_failing:
+            reason = str(getattr(err, "orig", None) or err).strip().splitlines()
+            logger.warning("database still failing: %s", reason[0], extra=extra)
+        else:
+            logger.exception("database error; retrying at the next poll", extra=extra)
+        self._database_failing = True
 
     def write_carried(self, store: OutboxStore) -> None:
         """Record the outcomes and releases that a database error held back."""

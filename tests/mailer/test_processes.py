@@ -188,3 +188,35 @@ def test_mailer_refuses_to_start_on_bad_config(env, message):
 
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_mailer_once_delivers_what_is_due_and_exits(database_url, smtp, engine):
+    seed_outbox(engine, 25)
+    env = {"DATABASE_URL": url_string(database_url), "MAIL_PORT": str(smtp.port)}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mailer_service", "--once"],
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert status_counts(engine) == {"sent": 25}
+    assert len(smtp.message_ids()) == 25
+
+
+def test_mailer_help_names_its_configuration():
+    result = subprocess.run(
+        [sys.executable, "-m", "mailer_service", "--help"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0
+    assert "DATABASE_URL" in result.stdout and "--once" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -331,3 +332,23 @@ def test_relay_records_an_outcome_the_database_refused_at_the_next_tick(
     set_timestamp(engine, "locked_until", LONG_AGO)  # no lease left to wait out
     assert relay.run_tick() == 0
     assert sorted(smtp.message_ids().values()) == [1, 1, 1]
+
+
+def test_relay_logs_a_database_outage_once_with_traceback(
+    make_relay, smtp, engine, caplog
+):
+    caplog.set_level(logging.INFO, logger="mailer_service")
+    seed_outbox(engine, 1)
+    relay = make_relay()
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox RENAME TO outbox_away"))
+
+    for _ in range(3):
+        relay.run_tick()
+
+    failures = [r for r in caplog.records if getattr(r, "action", "") == "tick_failed"]
+    assert [r.exc_info is not None for r in failures] == [True, False, False]
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox_away RENAME TO outbox"))
+    assert relay.run_tick() == 1
+    assert "database is back" in caplog.text
