@@ -78,6 +78,8 @@ def test_replicas_deliver_every_row_exactly_once(start_mailer, smtp, engine, rep
     assert max(received.values()) == 1, received.most_common(3)
     # Every replica took part: the claim spreads work instead of serializing it.
     assert all("result=sent" in m.log() for m in mailers)
+    # Long ticks overlap the poll interval; APScheduler's warning about it is noise.
+    assert not any("maximum number of running instances" in m.log() for m in mailers)
 
 
 @POSTGRES_ONLY
