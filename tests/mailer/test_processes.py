@@ -7,9 +7,11 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from tests.conftest import url_string
+from tests.support.databases import ThrowawayCluster, migrate, require_postgres
 from tests.support.outbox import outbox_rows, seed_outbox, status_counts
 from tests.support.processes import ROOT, MailerProcess, child_env, wait_until
 from tests.support.smtp import HangingServer
@@ -222,3 +224,49 @@ def test_mailer_help_names_its_configuration():
 
     assert result.returncode == 0
     assert "DATABASE_URL" in result.stdout and "--once" in result.stdout
+
+
+@pytest.fixture
+def cluster() -> Iterator[ThrowawayCluster]:
+    """A PostgreSQL server of this test's own, migrated, that it may stop."""
+    try:
+        cluster = ThrowawayCluster()
+    except RuntimeError as err:
+        if require_postgres():
+            pytest.fail(f"cannot run a throwaway cluster: {err}", pytrace=False)
+        pytest.skip(f"cannot run a throwaway cluster: {err}")
+    try:
+        cluster.start()
+        migrate(cluster.url)
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+def test_mailer_resumes_after_the_database_server_restarts(cluster, smtp, tmp_path):
+    engine = create_engine(cluster.url, poolclass=NullPool)
+    mailer = MailerProcess(
+        tmp_path / "mailer.log",
+        DATABASE_URL=url_string(cluster.url),
+        MAIL_PORT=str(smtp.port),
+        MAIL_TIMEOUT="1",
+        MAILER_LEASE_SECONDS="4",
+        MAILER_POLL_INTERVAL="0.1",
+    )
+    try:
+        seed_outbox(engine, 5, prefix="before-")
+        assert wait_until(all_sent(engine, 5), 60), mailer.log()
+
+        cluster.stop()
+        assert wait_until(lambda: "database error" in mailer.log(), 30), mailer.log()
+        assert mailer.alive()
+        cluster.start()
+
+        seed_outbox(engine, 5, prefix="after-")
+        assert wait_until(all_sent(engine, 10), 60), mailer.log()
+        assert "database is back" in mailer.log()
+        assert mailer.terminate() == 0
+    finally:
+        mailer.stop_quietly()
+        engine.dispose()
+    assert sorted(smtp.message_ids().values()) == [1] * 10

@@ -49,40 +49,61 @@ def require_postgres() -> bool:
     return os.environ.get("OUTBOX_REQUIRE_POSTGRES", "").lower() in {"1", "true"}
 
 
+class ThrowawayCluster:
+    """A temporary PostgreSQL cluster of our own, which tests may stop and start."""
+
+    def __init__(self) -> None:
+        if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+            raise RuntimeError("initdb and pg_ctl are not on PATH")
+        # initdb refuses to run as root; as root, run the cluster as "postgres".
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.folder = Path(tempfile.mkdtemp(prefix="outbox-pg-"))
+        if self.as_owner:
+            shutil.chown(self.folder, "postgres")
+        self.data = str(self.folder / "data")
+        self.port = free_port()
+        self.url = make_url(
+            f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        )
+        self._pg("initdb", "-D", self.data, "-U", "postgres", "-A", "trust")
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+            " -c fsync=off"  # a test cluster: speed over durability
+        )
+        # -l sends the server's output to a file: with our pipes it would keep
+        # them open, and subprocess.run would wait for the server to exit.
+        log = f"{self.folder}/log"
+        self._pg("pg_ctl", "-D", self.data, "-l", log, "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` disconnects clients, ``immediate`` crashes."""
+        self._pg("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server if it runs, and delete its files."""
+        subprocess.run(
+            [*self.as_owner, "pg_ctl", "-D", self.data, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _pg(self, *command: str) -> None:
+        """Run a PostgreSQL tool as the cluster's owner."""
+        subprocess.run([*self.as_owner, *command], check=True, capture_output=True)
+
+
 @contextmanager
 def throwaway_cluster() -> Iterator[URL]:
     """Run a temporary PostgreSQL cluster for the length of the block."""
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-        raise RuntimeError("TEST_DATABASE_URL is unset and initdb/pg_ctl are missing")
-    # initdb refuses to run as root; as root, run the cluster as "postgres".
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    folder = Path(tempfile.mkdtemp(prefix="outbox-pg-"))
-    if as_owner:
-        shutil.chown(folder, "postgres")
-    port = free_port()
-    data = str(folder / "data")
-    subprocess.run(
-        [*as_owner, "initdb", "-D", data, "-U", "postgres", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    # -l sends the server's output to a file: with our pipes it would keep them
-    # open, and subprocess.run would wait for the server to exit.
-    start = ["pg_ctl", "-D", data, "-l", f"{folder}/log", "-o", options, "-w", "start"]
-    subprocess.run(
-        [*as_owner, *start],
-        check=True,
-        capture_output=True,
-    )
+    cluster = ThrowawayCluster()
     try:
-        yield make_url(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
+        cluster.start()
+        yield cluster.url
     finally:
-        subprocess.run(
-            [*as_owner, "pg_ctl", "-D", data, "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
+        cluster.remove()
 
 
 class PostgresServer:
