@@ -73,3 +73,24 @@ def run_sql(url: URL, sql: str) -> None:
     with engine.begin() as connection:
         connection.execute(text(sql))
     engine.dispose()
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+def test_outbox_autovacuum_is_tuned_and_reset(empty_url):
+    def reloptions() -> list[str] | None:
+        engine = create_engine(empty_url, poolclass=NullPool)
+        with engine.connect() as connection:
+            options = connection.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'outbox'")
+            ).scalar()
+        engine.dispose()
+        return options
+
+    migrate(empty_url)
+    assert sorted(reloptions()) == [
+        "autovacuum_analyze_scale_factor=0.02",
+        "autovacuum_vacuum_scale_factor=0.02",
+    ]
+
+    migrate(empty_url, "downgrade", "0002")
+    assert reloptions() is None
