@@ -52,7 +52,7 @@ class Lease:
         return row_id in self.held
 
     def finish(self, row_id: int) -> None:
-        """Forget ``row_id``: its outcome is recorded."""
+        """Forget ``row_id``: it was attempted, so it is no longer ours to release."""
         self.held.discard(row_id)
 
     def release_all(self) -> int:
