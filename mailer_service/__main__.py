@@ -56,14 +56,14 @@ def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:
     return scheduler
 
 
-def stop_on_signals(relay: Relay, scheduler: BlockingScheduler) -> None:
+def stop_on_signals(relay: Relay, scheduler: BlockingScheduler | None) -> None:
     """Make SIGTERM and SIGINT stop claiming and end the scheduler's loop."""
 
     def shut_down(signum: int, _frame: FrameType | None) -> None:
         """Stop claiming; the tick in flight finishes its message and releases."""
         logger.info("received %s; stopping", signal.Signals(signum).name)
         relay.stop()
-        if scheduler.running:
+        if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, shut_down)
@@ -88,6 +88,7 @@ def main(once: bool) -> None:
         sys.exit(2)
     relay = Relay(app, settings)
     if once:
+        stop_on_signals(relay, None)
         relay.run_tick()
         return
     scheduler = build_scheduler(relay, settings.poll_interval)
