@@ -64,6 +64,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> URL:
     return request.getfixturevalue("sqlite_template").create_database(tmp_path)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[URL]:
+    """An empty database with no tables at all, for running the migrations."""
+    if request.param == "sqlite":
+        yield URL.create("sqlite", database=str(tmp_path / "empty.db"))
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_empty_database()
+    yield url
+    server.drop_database(url)
+
+
 @pytest.fixture
 def engine(database_url: URL) -> Iterator[Engine]:
     """An engine on the test's database, for checking what the services wrote."""

@@ -21,7 +21,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import URL, create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from signup_service.models import db
@@ -72,18 +72,6 @@ def test_alembic_in_the_workdir_uses_the_repo_migrations(image_workdir):
     assert Path(script.dir) == image_workdir / "migrations"
     assert script.get_current_head() is not None
     assert script.get_current_head() == head_revision(ROOT / "pyproject.toml")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[URL]:
-    """An empty database, as a first `docker compose up` finds it."""
-    if request.param == "sqlite":
-        yield URL.create("sqlite", database=str(tmp_path / "fresh.db"))
-        return
-    server = request.getfixturevalue("postgres_server")
-    url = server.create_empty_database()
-    yield url
-    server.drop_database(url)
 
 
 def test_compose_migrate_command_creates_the_schema(config, image_workdir, empty_url):

@@ -12,18 +12,6 @@ from signup_service.models import Base
 from tests.support.databases import migrate
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path):
-    """An empty database, with no tables at all."""
-    if request.param == "sqlite":
-        yield URL.create("sqlite", database=str(tmp_path / "empty.db"))
-        return
-    server = request.getfixturevalue("postgres_server")
-    url = server.create_empty_database()
-    yield url
-    server.drop_database(url)
-
-
 def tables(url: URL) -> set[str]:
     """Return the names of the tables in ``url``, alembic's own excluded."""
     engine = create_engine(url, poolclass=NullPool)
