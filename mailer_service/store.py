@@ -8,11 +8,12 @@ transaction or row lock is ever held while the relay talks to SMTP.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import Row, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 _BLOCK = re.compile(
@@ -94,7 +95,7 @@ class OutboxStore:
             return 0
         return self._run("release", ids=ids).rowcount
 
-    def _run(self, name: str, **params: object):
+    def _run(self, name: str, **params: object) -> _Result:
         """Execute one named statement as its own committed transaction."""
         try:
             result = self.session.execute(
@@ -112,9 +113,9 @@ class OutboxStore:
 class _Result:
     """What a statement returned, kept after its transaction committed."""
 
-    rows: list | None
+    rows: list[Row] | None
     rowcount: int
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Row]:
         """Iterate over the returned rows."""
         return iter(self.rows or [])
