@@ -96,7 +96,7 @@ def stats(as_json: bool) -> None:
 
     Reads the outbox_summary view: rows per status, how long the oldest due
     pending row has waited (a pending row is due once its available_at has
-    passed), and the failures whose last attempt became due in the last hour.
+    passed), and the rows that failed in the last hour.
     """
     with _database() as (engine, queries), engine.begin() as connection:
         rows = [row._asdict() for row in connection.execute(queries["summary"])]
@@ -147,14 +147,13 @@ def retry(ids: tuple[int, ...]) -> None:
 @click.option(
     "--since",
     type=Duration(),
-    help="Only rows whose last attempt became due within this long, e.g. 1h, 2d.",
+    help="Only rows whose last attempt was within this long, e.g. 1h, 2d.",
 )
 def requeue_failed(since: int | None) -> None:
     """Retry every failed row now, or only recent ones.
 
-    Each goes back to pending, due now, with attempts reset to 0. The schema
-    records no failure time, so --since goes by available_at, when the row's
-    last attempt became due (for a row tried once, when it was created).
+    Each goes back to pending, due now, with attempts reset to 0. --since
+    goes by last_attempt_at, when the row's last attempt failed.
     """
     with _database() as (engine, queries), engine.begin() as connection:
         if since is None:

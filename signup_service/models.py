@@ -101,6 +101,7 @@ class Outbox(db.Model):
     body_html: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(Text, unique=True)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_error: Mapped[str | None] = mapped_column(Text)
     locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
     locked_by: Mapped[str | None] = mapped_column(Text)

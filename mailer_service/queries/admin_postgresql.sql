@@ -1,8 +1,6 @@
 -- The admin CLI's SQL for PostgreSQL (mailer_service/admin.py). Every statement
 -- touches only rows in one status that no mailer writes to: retries take
 -- 'failed' rows, purges take 'sent' rows, so they are safe while mailers run.
--- The schema records no failure time; available_at, when the last attempt became
--- due, stands in for it (see migrations/versions/0002_outbox_summary_view.py).
 
 -- name: summary --
 -- One row per status, in lifecycle order, from the outbox_summary view.
@@ -36,13 +34,13 @@ SET status = 'pending',
 WHERE status = 'failed';
 
 -- name: requeue_failed_since --
--- The same, for failed rows whose last attempt became due in the last :seconds.
+-- The same, for failed rows whose last attempt was in the last :seconds.
 UPDATE outbox
 SET status = 'pending',
     attempts = 0,
     available_at = now()
 WHERE status = 'failed'
-  AND available_at >= now() - make_interval(secs => :seconds);
+  AND last_attempt_at >= now() - make_interval(secs => :seconds);
 
 -- name: purge_sent_batch --
 -- Delete up to :batch_size sent rows delivered more than :seconds ago; rows another

@@ -34,14 +34,14 @@ SET status = 'pending',
 WHERE status = 'failed';
 
 -- name: requeue_failed_since --
--- The same, for failed rows whose last attempt became due in the last :seconds.
+-- The same, for failed rows whose last attempt was in the last :seconds.
 UPDATE outbox
 SET status = 'pending',
     attempts = 0,
     available_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
 WHERE status = 'failed'
-  AND available_at >= strftime('%Y-%m-%d %H:%M:%f', 'now',
-                               printf('%+.3f seconds', -:seconds));
+  AND last_attempt_at >= strftime('%Y-%m-%d %H:%M:%f', 'now',
+                                  printf('%+.3f seconds', -:seconds));
 
 -- name: purge_sent_batch --
 -- Delete up to :batch_size sent rows delivered more than :seconds ago. SQLite has

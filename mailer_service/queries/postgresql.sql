@@ -34,6 +34,7 @@ UPDATE outbox
 SET status = 'sent',
     sent_at = now(),
     attempts = attempts + 1,
+    last_attempt_at = now(),
     locked_by = NULL,
     locked_until = NULL
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
@@ -43,6 +44,7 @@ WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 UPDATE outbox
 SET status = 'pending',
     attempts = attempts + 1,
+    last_attempt_at = now(),
     last_error = :error,
     available_at = now() + make_interval(secs => :delay_seconds),
     locked_by = NULL,
@@ -54,6 +56,7 @@ WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 UPDATE outbox
 SET status = 'failed',
     attempts = attempts + 1,
+    last_attempt_at = now(),
     last_error = :error,
     locked_by = NULL,
     locked_until = NULL

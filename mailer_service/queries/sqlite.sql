@@ -35,6 +35,7 @@ UPDATE outbox
 SET status = 'sent',
     sent_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
     attempts = attempts + 1,
+    last_attempt_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
     locked_by = NULL,
     locked_until = NULL
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
@@ -44,6 +45,7 @@ WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 UPDATE outbox
 SET status = 'pending',
     attempts = attempts + 1,
+    last_attempt_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
     last_error = :error,
     available_at = strftime('%Y-%m-%d %H:%M:%f', 'now',
                             printf('%+.3f seconds', :delay_seconds)),
@@ -56,6 +58,7 @@ WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 UPDATE outbox
 SET status = 'failed',
     attempts = attempts + 1,
+    last_attempt_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
     last_error = :error,
     locked_by = NULL,
     locked_until = NULL

@@ -52,6 +52,7 @@ def seed(engine: Engine) -> datetime:
             "attempts": attempts,
             "last_error": error,
             "sent_at": None if sent is None else now + sent,
+            "last_attempt_at": now + due if attempts else None,
             "locked_by": "worker-1" if status == "sending" else None,
             "locked_until": now + 2 * HOUR if status == "sending" else None,
         }
@@ -268,3 +269,19 @@ def test_module_runs_as_outbox():
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Usage: outbox ")
+
+
+def test_requeue_failed_since_goes_by_the_last_attempt(database_url, engine):
+    """A row due long ago that failed a minute ago is a recent failure."""
+    now = seed(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            Outbox.__table__.update()
+            .where(Outbox.id == 9)
+            .values(last_attempt_at=now - timedelta(minutes=1))
+        )
+
+    result = outbox(database_url, "requeue-failed", "--since", "1h")
+
+    assert result.stdout == "requeued 2 failed rows\n"
+    assert [snapshot(engine)[i]["status"] for i in (8, 9)] == ["pending", "pending"]

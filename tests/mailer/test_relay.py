@@ -27,6 +27,7 @@ def test_relay_sends_due_rows_and_records_sent(make_relay, smtp, engine):
     assert [r["status"] for r in rows] == ["sent"] * 3
     assert [r["attempts"] for r in rows] == [1, 1, 1]
     assert all(r["sent_at"] is not None for r in rows)
+    assert all(r["last_attempt_at"] == r["sent_at"] for r in rows)
     assert all(r["locked_by"] is None and r["locked_until"] is None for r in rows)
     assert all(r["last_error"] is None for r in rows)
     assert smtp.message_ids() == {r["message_id"]: 1 for r in rows}
@@ -75,6 +76,7 @@ def test_relay_4xx_retries_after_backoff_with_the_same_message_id(
     assert (row["status"], row["attempts"]) == ("pending", 1)
     assert row["last_error"] == "451 4.7.1 greylisted, try later"
     assert row["locked_by"] is None
+    assert row["last_attempt_at"] is not None
     assert relay.run_tick() == 0  # backing off: not due yet
     assert smtp.messages == []
 
@@ -98,6 +100,7 @@ def test_relay_5xx_fails_after_one_attempt(make_relay, smtp, engine):
     first, second = outbox_rows(engine)
     assert (first["status"], first["attempts"]) == ("failed", 1)
     assert first["last_error"] == "550 5.1.1 no such user"
+    assert first["last_attempt_at"] is not None
     assert (second["status"], second["attempts"]) == ("sent", 1)
     assert len(smtp.messages) == 1
 

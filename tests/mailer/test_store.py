@@ -130,13 +130,13 @@ def test_release_returns_rows_without_charging(stores, engine):
 
     assert a.release([2, 3]) == 2
 
-    assert [
-        (r["status"], r["attempts"], r["locked_by"]) for r in outbox_rows(engine)
-    ] == [
+    rows = outbox_rows(engine)
+    assert [(r["status"], r["attempts"], r["locked_by"]) for r in rows] == [
         ("sending", 0, "a"),
         ("pending", 0, None),
         ("pending", 0, None),
     ]
+    assert [r["last_attempt_at"] for r in rows] == [None, None, None]
 
 
 def test_retry_schedules_the_row_in_the_future(stores, engine):

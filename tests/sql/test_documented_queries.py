@@ -66,6 +66,7 @@ def seed(engine: Engine) -> datetime:
                 "attempts": attempts,
                 "last_error": error,
                 "sent_at": now + SENT_AT if status == "sent" else None,
+                "last_attempt_at": now + due if attempts else None,
                 "locked_by": worker,
                 "locked_until": None if lease is None else now + lease,
                 "user_id": user_id,

@@ -1,4 +1,4 @@
-"""The outbox_summary view (migration 0002) gives the same answers on both databases."""
+"""The outbox_summary view gives the same answers on both databases."""
 
 from __future__ import annotations
 
@@ -43,6 +43,26 @@ def test_outbox_summary_counts_each_status(database_url, engine):
     ]
 
 
+def test_outbox_summary_counts_failures_by_their_last_attempt(database_url, engine):
+    """A row due hours ago that failed minutes ago is a recent failure."""
+    now = datetime.now(UTC)
+    insert_pending(
+        engine,
+        status="failed",
+        available_at=now - timedelta(hours=3),
+        last_attempt_at=now - timedelta(minutes=5),
+    )
+    insert_pending(
+        engine,
+        status="failed",
+        message_id="<2@example.com>",
+        available_at=now - timedelta(minutes=5),
+        last_attempt_at=now - timedelta(hours=2),
+    )
+
+    assert summary(engine)[3] == ("failed", 2, None, 1)
+
+
 def test_outbox_summary_lists_every_status_when_empty(database_url, engine):
     assert summary(engine) == [
         ("pending", 0, None, None),
@@ -79,8 +99,8 @@ def test_outbox_summary_is_dropped_by_downgrade(database_url, engine):
     assert inspect(engine).get_view_names() == ["outbox_summary"]
 
 
-def insert_pending(engine: Engine, **values: datetime) -> None:
-    """Insert one pending row; unset times take the database's defaults."""
+def insert_pending(engine: Engine, **values: datetime | str) -> None:
+    """Insert one row, pending unless told; unset times take the defaults."""
     row = {
         "recipient": "ada@example.com",
         "subject": "Welcome aboard!",
