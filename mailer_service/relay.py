@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service.config import RelaySettings
+from mailer_service.lease import Lease
 from mailer_service.policy import DELIVERY_ERRORS, Failure, backoff_delay, classify
 from mailer_service.smtp import TimeoutConnection, build_message
 from mailer_service.store import ClaimedRow, OutboxStore
@@ -26,40 +27,12 @@ from signup_service.models import db
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 1000  # characters of an error kept in outbox.last_error
+MAX_SMTP_PAUSE = 60.0  # seconds, the longest pause in claiming after SMTP failed
 
 
 def new_worker_id() -> str:
     """Return an id unique to this process: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-class Lease:
-    """The rows of one claim that this worker still holds, renewed when half spent."""
-
-    def __init__(
-        self, store: OutboxStore, rows: list[ClaimedRow], since: float
-    ) -> None:
-        self.store = store
-        self.held = {row.id for row in rows}
-        self.renewed_at = since  # monotonic time taken *before* the claim ran
-
-    def holds(self, row_id: int) -> bool:
-        """Tell whether ``row_id`` is still ours with at least half a lease left."""
-        if time.monotonic() - self.renewed_at > self.store.lease_seconds / 2:
-            started = time.monotonic()
-            self.held = self.store.extend_leases(sorted(self.held))
-            self.renewed_at = started
-        return row_id in self.held
-
-    def finish(self, row_id: int) -> None:
-        """Forget ``row_id``: it was attempted, so it is no longer ours to release."""
-        self.held.discard(row_id)
-
-    def release_all(self) -> int:
-        """Hand every row still held back to pending."""
-        released = self.store.release(sorted(self.held))
-        self.held.clear()
-        return released
 
 
 class Relay:
@@ -84,6 +57,8 @@ class Relay:
         self._unrecorded: list[tuple[ClaimedRow, Failure | None, float]] = []
         self._unreleased: set[int] = set()
         self._database_failing = False  # log the traceback once per outage
+        self._smtp_pause = 0.0  # seconds; grows while SMTP connections keep failing
+        self.smtp_paused_until = 0.0  # monotonic time before which nothing is claimed
 
     def stop(self) -> None:
         """Ask the relay to stop claiming and to release what it holds."""
@@ -109,14 +84,18 @@ class Relay:
             finished = 0
             try:
                 self.write_carried(store)
-                while not self.stopping:
+                while not self.stopping and time.monotonic() >= self.smtp_paused_until:
                     since = time.monotonic()
                     rows = store.claim_due_rows(self.settings.batch_size)
                     if not rows:
                         break
                     count, healthy = self.deliver_batch(store, rows, since)
                     finished += count
-                    if not healthy or len(rows) < self.settings.batch_size:
+                    if not healthy:
+                        self.pause_claims()
+                        break
+                    self._smtp_pause = 0.0
+                    if len(rows) < self.settings.batch_size:
                         break
             except SQLAlchemyError as err:
                 self.log_database_error(err)
@@ -125,6 +104,22 @@ class Relay:
                     logger.info("database is back", extra={"action": "db_back"})
                 self._database_failing = False
             return finished
+
+    def pause_claims(self) -> None:
+        """Leave an unreachable SMTP server alone for a while, doubling each time.
+
+        Otherwise every poll would claim a batch, charge one row an attempt for
+        the dead connection and release the rest: a storm of writes and connects.
+        """
+        self._smtp_pause = min(
+            max(self.settings.poll_interval, 2 * self._smtp_pause), MAX_SMTP_PAUSE
+        )
+        self.smtp_paused_until = time.monotonic() + self._smtp_pause
+        logger.warning(
+            "SMTP connection failed; no claims for %.1fs",
+            self._smtp_pause,
+            extra={"action": "smtp_pause", "worker_id": self.worker_id},
+        )
 
     def log_database_error(self, err: SQLAlchemyError) -> None:
         """Log a failed tick: with its traceback once, then a line per poll."""

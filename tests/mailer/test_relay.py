@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -14,7 +15,7 @@ from tests.support.outbox import (
     set_timestamp,
     status_counts,
 )
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_until
 from tests.support.smtp import HangingServer
 
 
@@ -141,15 +142,37 @@ def test_relay_dropped_connection_releases_the_rest_uncharged(make_relay, smtp, 
     assert [r["last_error"] for r in rows[2:]] == [None, None, None]
 
 
-def test_relay_reconnects_on_the_next_tick(make_relay, smtp, engine):
+def test_relay_reconnects_after_a_short_pause(make_relay, smtp, engine):
     seed_outbox(engine, 4)
     smtp.fail_next("drop")
-    relay = make_relay()
+    relay = make_relay(poll_interval=0.2)
 
     relay.run_tick()
+    assert wait_until(lambda: time.monotonic() >= relay.smtp_paused_until, 10)
     relay.run_tick()
 
     assert [r["status"] for r in outbox_rows(engine)] == ["pending"] + ["sent"] * 3
+
+
+def test_relay_pauses_claims_while_smtp_is_unreachable(make_relay, engine, caplog):
+    """No storm against a dead server: each failure doubles the pause."""
+    seed_outbox(engine, 3)
+    relay = make_relay(port=free_port(), poll_interval=20)
+
+    relay.run_tick()
+    assert relay.run_tick() == 0  # paused: nothing claimed, nobody charged
+    attempts = [r["attempts"] for r in outbox_rows(engine)]
+    relay.smtp_paused_until = 0.0  # as if the pause were over
+    relay.run_tick()
+
+    assert attempts == [1, 0, 0]
+    assert [r["attempts"] for r in outbox_rows(engine)] == [1, 1, 0]
+    pauses = [r.getMessage() for r in caplog.records if "no claims" in r.getMessage()]
+    assert pauses == [
+        "SMTP connection failed; no claims for 20.0s",
+        "SMTP connection failed; no claims for 40.0s",
+    ]
+    assert relay.smtp_paused_until > time.monotonic()
 
 
 def test_relay_connection_refused_is_transient(make_relay, smtp, engine):
