@@ -10,7 +10,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from signup_service.config import MAX_REQUEST_BYTES
@@ -78,6 +78,15 @@ def readyz() -> Response | tuple[Response, int]:
         logger.exception("database unreachable", extra={"action": "readyz"})
         return error(503, "database unreachable")
     return jsonify(status="ready")
+
+
+@bp.app_errorhandler(OperationalError)
+def database_unavailable(err: OperationalError) -> tuple[Response, int]:
+    """Answer 503 when the database cannot be reached: retrying later may work."""
+    logger.exception("database unavailable", extra={"action": "db_unavailable"})
+    response, status = error(503, "database unavailable, try again later")
+    response.headers["Retry-After"] = "5"
+    return response, status
 
 
 @bp.app_errorhandler(HTTPException)

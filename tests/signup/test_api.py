@@ -218,6 +218,20 @@ def test_readyz_is_503_when_database_is_unreachable():
     assert app.test_client().get("/healthz").status_code == 200
 
 
+def test_signup_is_503_when_database_is_unreachable():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2"
+    app = create_app({"DATABASE_URL": url})
+
+    response = app.test_client().post("/signup", json={"email": "a@example.com"})
+
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "database unavailable, try again later"}
+    assert response.headers["Retry-After"] == "5"
+
+
 def test_signup_never_touches_smtp(make_app):
     """The request path must not connect to the mail server, however slow it is."""
     accepted = []
