@@ -47,6 +47,7 @@ def signup() -> tuple[Response, int]:
     try:
         db.session.add(user)
         db.session.flush()  # assigns user.id; a taken email fails here
+        user_id = user.id  # read now: commit expires the object
         db.session.add(welcome_email(user))
         db.session.commit()
     except IntegrityError:
@@ -54,8 +55,8 @@ def signup() -> tuple[Response, int]:
         if _email_taken(form.email):
             return error(409, "email is already registered")
         raise  # some other constraint failed: a server fault, not the client's
-    logger.info("signup", extra={"action": "signup", "user_id": user.id})
-    return jsonify(id=user.id, email=user.email, name=user.name), 201
+    logger.info("signup", extra={"action": "signup", "user_id": user_id})
+    return jsonify(id=user_id, email=form.email, name=form.name), 201
 
 
 def _email_taken(email: str) -> bool:
