@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-from sqlalchemy import Row, TextClause, bindparam, text
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Row, TextClause, bindparam, text
+from sqlalchemy.orm import Session, scoped_session
 
 _BLOCK = re.compile(
     r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
@@ -54,7 +54,9 @@ def load_queries(stem: str) -> dict[str, TextClause]:
 class OutboxStore:
     """Claims, leases and finishes outbox rows on behalf of one worker."""
 
-    def __init__(self, session: Session, worker_id: str, lease_seconds: float) -> None:
+    def __init__(
+        self, session: Session | scoped_session, worker_id: str, lease_seconds: float
+    ) -> None:
         self.session = session
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
@@ -98,10 +100,11 @@ class OutboxStore:
     def _run(self, name: str, **params: object) -> _Result:
         """Execute one named statement as its own committed transaction."""
         try:
-            result = self.session.execute(
+            # A DML statement always yields a CursorResult, with rowcount.
+            result: CursorResult = self.session.execute(  # type: ignore[assignment]
                 self.queries[name], {"worker_id": self.worker_id, **params}
             )
-            rows = result.all() if result.returns_rows else None
+            rows = list(result.all()) if result.returns_rows else None
             self.session.commit()
         except BaseException:
             self.session.rollback()
