@@ -20,6 +20,14 @@ from sqlalchemy.exc import ArgumentError
 MAX_REQUEST_BYTES = 64 * 1024  # bytes; larger signup bodies get 413
 SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for the SQLite lock
 
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 10,  # seconds to establish a connection
+    "keepalives": 1,
+    "keepalives_idle": 30,  # seconds of silence before the first probe
+    "keepalives_interval": 10,  # seconds between probes
+    "keepalives_count": 3,  # unanswered probes before the connection is dead
+}
+
 DEFAULT_SQLITE_PATH = Path("var") / "outbox.db"  # relative to the working directory
 DEFAULT_SENDER = "Outbox Demo <no-reply@example.com>"
 DEFAULT_WELCOME_SUBJECT = "Welcome aboard!"
@@ -111,8 +119,17 @@ def engine_options(url: URL) -> dict[str, Any]:
         # The signup workers and the mailer share one file: wait for the lock
         # instead of failing with "database is locked" (see models.py for WAL).
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
+    # A server that vanishes from the network (no RST) would otherwise hang a
+    # connect for minutes and a query for as long as TCP retries: give up on
+    # connecting after a while, and notice a dead peer within about a minute.
+    # Values in the URL's query string win.
+    connect_args = {
+        key: value
+        for key, value in POSTGRES_CONNECT_ARGS.items()
+        if key not in url.query
+    }
     # A restarted PostgreSQL leaves dead connections in the pool; test them first.
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, "connect_args": connect_args}
 
 
 def sender_domain(sender: str) -> str:

@@ -10,10 +10,12 @@ from signup_service import create_app
 from signup_service.config import (
     ConfigError,
     database_url,
+    engine_options,
     mail_settings,
     parse_bool,
     signup_settings,
 )
+from tests.support.smtp import HangingServer
 
 
 @pytest.mark.parametrize(
@@ -108,3 +110,31 @@ def test_message_id_domain_comes_from_sender():
         {"DATABASE_URL": "sqlite://", "MAIL_DEFAULT_SENDER": "Shop <hi@Shop.Example>"}
     )
     assert settings["MESSAGE_ID_DOMAIN"] == "shop.example"
+
+
+def test_postgres_engine_bounds_connects_and_detects_dead_peers():
+    options = engine_options(database_url({"DATABASE_URL": "postgresql://u@db/app"}))
+
+    assert options["pool_pre_ping"] is True
+    assert options["connect_args"]["connect_timeout"] == 10
+    assert options["connect_args"]["keepalives"] == 1
+
+
+def test_postgres_url_query_overrides_connect_defaults():
+    url = database_url({"DATABASE_URL": "postgresql://u@db/app?connect_timeout=3"})
+
+    options = engine_options(url)
+
+    assert "connect_timeout" not in options["connect_args"]
+    assert options["connect_args"]["keepalives_idle"] == 30
+
+
+def test_signup_gives_up_on_a_silent_database_server():
+    """A server that accepts TCP and never answers: 503, not a hung request."""
+    with HangingServer() as silent:
+        url = f"postgresql://u@127.0.0.1:{silent.port}/app?connect_timeout=1"
+        client = create_app({"DATABASE_URL": url}).test_client()
+
+        response = client.post("/signup", json={"email": "a@example.com"})
+
+    assert response.status_code == 503
