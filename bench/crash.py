@@ -46,23 +46,31 @@ def _tally(bench: Bench, name: str, answered: list[str], how: str) -> CrashResul
     return CrashResult(name, len(answered), delivered, duplicates, how)
 
 
-def kill_thread_app(bench: Bench) -> CrashResult:
-    """Sign up against the thread pattern, kill -9 it, and count what arrived."""
+def _sign_up_then_kill(
+    bench: Bench, app: str, env: dict[str, str], name: str
+) -> list[str]:
+    """Serve ``app``, fire the signups, kill -9 it; return the answered addresses."""
     port = free_port()
-    web = start_gunicorn(
-        THREAD_APP, port, bench.mail_env(bench.slow), bench.log("crash-thread")
-    )
+    web = start_gunicorn(app, port, env, bench.log(f"crash-{name}"))
     try:
-        emails = [f"crash-thread-{i}@example.com" for i in range(bench.kill_signups)]
+        emails = [f"crash-{name}-{i}@example.com" for i in range(bench.kill_signups)]
         result = run_load(port, emails, bench.concurrency)
     finally:
         web.kill_group()  # right after the last answer: the crash under test
+    return result.answered
+
+
+def kill_thread_app(bench: Bench) -> CrashResult:
+    """Sign up against the thread pattern, kill -9 it, and count what arrived."""
+    answered = _sign_up_then_kill(
+        bench, THREAD_APP, bench.mail_env(bench.slow), "thread"
+    )
     time.sleep(AFTERMATH_SECONDS)
     bench.slow.wait_quiet(quiet=1.0, timeout=30.0)
     return _tally(
         bench,
         "thread",
-        result.answered,
+        answered,
         f"waited {AFTERMATH_SECONDS:g} s; no copy of them survives",
     )
 
@@ -70,27 +78,21 @@ def kill_thread_app(bench: Bench) -> CrashResult:
 def kill_outbox_app(bench: Bench) -> CrashResult:
     """Sign up against the signup service, kill -9 it, then let a mailer drain."""
     database.truncate(bench.db_url)
-    port = free_port()
-    web = start_gunicorn(
-        OUTBOX_APP, port, bench.outbox_env(bench.slow), bench.log("crash-outbox")
+    answered = _sign_up_then_kill(
+        bench, OUTBOX_APP, bench.outbox_env(bench.slow), "outbox"
     )
-    try:
-        emails = [f"crash-outbox-{i}@example.com" for i in range(bench.kill_signups)]
-        result = run_load(port, emails, bench.concurrency)
-    finally:
-        web.kill_group()  # right after the last answer: the crash under test
     mailer: Child = start_mailer(
         bench.mailer_env(bench.slow), bench.log("crash-outbox-mailer")
     )
     try:
-        timeout = 60.0 + DRAIN_TIMEOUT_PER_MAIL * len(result.answered)
-        bench.slow.wait_for(len(result.answered), timeout=timeout)
+        timeout = 60.0 + DRAIN_TIMEOUT_PER_MAIL * len(answered)
+        bench.slow.wait_for(len(answered), timeout=timeout)
         time.sleep(AFTERMATH_SECONDS)  # a duplicate, if any, would land now
     finally:
         mailer.stop()
     pending = database.count_pending(bench.db_url)
     how = f"ran the mailer until the outbox drained ({pending} rows left)"
-    return _tally(bench, "outbox", result.answered, how)
+    return _tally(bench, "outbox", answered, how)
 
 
 def kill_both(bench: Bench) -> list[CrashResult]:
