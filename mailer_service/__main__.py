@@ -14,11 +14,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from mailer_service import create_app
 from mailer_service.config import relay_settings
 from mailer_service.relay import Relay
+from signup_service import LOG_FORMAT
 from signup_service.config import ConfigError
 
 logger = logging.getLogger("mailer_service")
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 class _SkippedRunFilter(logging.Filter):
