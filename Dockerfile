@@ -15,6 +15,7 @@ RUN useradd --create-home --uid 10001 --user-group app
 # directory) and migrations/, so `alembic upgrade head` works from here.
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY outbox_contract/ outbox_contract/
 COPY signup_service/ signup_service/
 COPY mailer_service/ mailer_service/
 # Runtime dependencies only: the test and demo extras stay out of the image.

@@ -24,10 +24,11 @@ run: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-## lint: ruff check and ruff format --check
+## lint: ruff check, ruff format --check, and the package boundaries (import-linter)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

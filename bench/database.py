@@ -14,10 +14,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from bench.procs import ROOT
+from outbox_contract import User
+from outbox_contract.settings import database_url
 from signup_service import create_app
-from signup_service.config import database_url
-from signup_service.models import User, db
-from signup_service.outbox import welcome_email
+from signup_service.database import db
+from signup_service.welcome import enqueue_welcome_email
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -88,7 +89,7 @@ def insert_signups(url: str, emails: list[str]) -> None:
             user = User(email=email, name=None)
             db.session.add(user)
             db.session.flush()  # assigns user.id, which the email row refers to
-            db.session.add(welcome_email(user))
+            enqueue_welcome_email(db.session, user)
         db.session.commit()
         db.engine.dispose()
 

@@ -18,7 +18,7 @@ from threading import Thread
 from flask import Flask, request
 from flask_mail import Mail, Message
 
-from signup_service.config import mail_settings
+from outbox_contract.settings import mail_settings
 
 mail = Mail()
 

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 
 from flask import Flask
 from flask_mail import Mail
+from flask_sqlalchemy import SQLAlchemy
 
 from mailer_service.config import mailer_settings
-from signup_service.models import db
+from outbox_contract.database import prepare_engine
 
+# The mailer's own extension objects. It maps no models: its SQL is in queries/.
+db = SQLAlchemy()
 mail = Mail()
 
 
@@ -24,5 +27,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(mailer_settings(os.environ if environ is None else environ))
     db.init_app(app)
+    with app.app_context():
+        prepare_engine(db.engine)
     mail.init_app(app)
     return app

@@ -14,8 +14,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from mailer_service import create_app
 from mailer_service.config import relay_settings
 from mailer_service.relay import Relay
-from signup_service import LOG_FORMAT
-from signup_service.config import ConfigError
+from outbox_contract.logs import configure_logging as configure_root_logging
+from outbox_contract.settings import ConfigError
 
 logger = logging.getLogger("mailer_service")
 
@@ -34,7 +34,7 @@ class _SkippedRunFilter(logging.Filter):
 
 def configure_logging() -> None:
     """Log to stderr, one line per event, without APScheduler's per-run chatter."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_root_logging()
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
 

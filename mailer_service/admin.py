@@ -18,11 +18,11 @@ from contextlib import contextmanager
 import click
 from sqlalchemy import Engine, TextClause
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
-from mailer_service import create_app
 from mailer_service.store import load_queries
-from signup_service.config import ConfigError
-from signup_service.models import db
+from outbox_contract.database import make_engine
+from outbox_contract.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -54,22 +54,24 @@ class Duration(click.ParamType):
 
 @contextmanager
 def _database() -> Iterator[tuple[Engine, dict[str, TextClause]]]:
-    """Yield the mailer app's engine and the admin SQL for its dialect."""
+    """Yield an engine on ``DATABASE_URL`` and the admin SQL for its dialect.
+
+    Only ``DATABASE_URL`` is read: a bad ``MAIL_*`` value must not keep an
+    operator from looking at the outbox.
+    """
     try:
-        app = create_app()
+        engine = make_engine(poolclass=NullPool)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    with app.app_context():
-        engine = db.engine
-        try:
-            yield engine, load_queries(f"admin_{engine.dialect.name}")
-        except SQLAlchemyError as err:
-            # The driver's own first line names the problem; SQLAlchemy's wrapper
-            # adds the statement and a link, too much for a terminal.
-            detail = str(getattr(err, "orig", None) or err).strip().splitlines()
-            raise click.ClickException(f"database error: {detail[0]}") from None
-        finally:
-            engine.dispose()
+    try:
+        yield engine, load_queries(f"admin_{engine.dialect.name}")
+    except SQLAlchemyError as err:
+        # The driver's own first line names the problem; SQLAlchemy's wrapper
+        # adds the statement and a link, too much for a terminal.
+        detail = str(getattr(err, "orig", None) or err).strip().splitlines()
+        raise click.ClickException(f"database error: {detail[0]}") from None
+    finally:
+        engine.dispose()
 
 
 def format_age(seconds: int | None) -> str:

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from signup_service.config import (
+from outbox_contract.database import engine_options
+from outbox_contract.settings import (
     ConfigError,
-    database_settings,
+    database_url,
     mail_settings,
-    parse_float,
     parse_int,
+    parse_seconds,
 )
 
 DEFAULT_MAIL_TIMEOUT = 30.0  # seconds for each SMTP connect and command
@@ -44,23 +45,23 @@ class RelaySettings:
 def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
     """Parse and check ``MAIL_TIMEOUT`` and the ``MAILER_*`` variables."""
     settings = RelaySettings(
-        mail_timeout=parse_float(environ, "MAIL_TIMEOUT", DEFAULT_MAIL_TIMEOUT),
-        poll_interval=parse_float(
+        mail_timeout=parse_seconds(environ, "MAIL_TIMEOUT", DEFAULT_MAIL_TIMEOUT),
+        poll_interval=parse_seconds(
             environ, "MAILER_POLL_INTERVAL", DEFAULT_POLL_INTERVAL
         ),
         batch_size=parse_int(
             environ, "MAILER_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1
         ),
-        lease_seconds=parse_float(
+        lease_seconds=parse_seconds(
             environ, "MAILER_LEASE_SECONDS", DEFAULT_LEASE_SECONDS
         ),
         max_attempts=parse_int(
             environ, "MAILER_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1
         ),
-        backoff_seconds=parse_float(
+        backoff_seconds=parse_seconds(
             environ, "MAILER_BACKOFF_SECONDS", DEFAULT_BACKOFF_SECONDS
         ),
-        backoff_max_seconds=parse_float(
+        backoff_max_seconds=parse_seconds(
             environ, "MAILER_BACKOFF_MAX_SECONDS", DEFAULT_BACKOFF_MAX_SECONDS
         ),
     )
@@ -79,4 +80,9 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
 
 def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Return the Flask config of the mailer app (database and Flask-Mail)."""
-    return {**database_settings(environ), **mail_settings(environ)}
+    url = database_url(environ)
+    return {
+        "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
+        **mail_settings(environ),
+    }

@@ -17,12 +17,12 @@ import time
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailer_service import db
 from mailer_service.config import RelaySettings
 from mailer_service.lease import Lease
 from mailer_service.policy import DELIVERY_ERRORS, Failure, backoff_delay, classify
 from mailer_service.smtp import TimeoutConnection, build_message
 from mailer_service.store import ClaimedRow, OutboxStore
-from signup_service.models import db
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from signup_service.config import database_url
-from signup_service.models import Base
+from outbox_contract.database import prepare_engine
+from outbox_contract.schema import Base
+from outbox_contract.settings import database_url
 
 target_metadata = Base.metadata
 
@@ -44,7 +45,7 @@ def run_online() -> None:
     if connection is not None:
         run_migrations(connection)
         return
-    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    engine = prepare_engine(create_engine(database_url(), poolclass=pool.NullPool))
     with engine.connect() as connection:
         run_migrations(connection)
     engine.dispose()

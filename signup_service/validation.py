@@ -13,7 +13,7 @@ MAX_EMAIL_LENGTH = 254  # characters, the SMTP path limit (RFC 5321, with errata
 MAX_NAME_LENGTH = 100  # characters
 
 
-class BadRequest(Exception):
+class UnreadableBody(Exception):
     """The body cannot be read as a signup at all (answered with 400)."""
 
 
@@ -34,13 +34,13 @@ def read_fields(request: Request) -> dict[str, Any]:
     if request.is_json:
         body = request.get_json(silent=True)
         if body is None:
-            raise BadRequest("request body is not valid JSON")
+            raise UnreadableBody("request body is not valid JSON")
         if not isinstance(body, dict):
-            raise BadRequest("request body must be a JSON object")
+            raise UnreadableBody("request body must be a JSON object")
         return body
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return request.form.to_dict()
-    raise BadRequest(
+    raise UnreadableBody(
         "Content-Type must be application/json or application/x-www-form-urlencoded"
     )
 

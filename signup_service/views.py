@@ -13,15 +13,16 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from outbox_contract import User
 from signup_service.config import MAX_REQUEST_BYTES
-from signup_service.models import User, db
-from signup_service.outbox import welcome_email
+from signup_service.database import db
 from signup_service.validation import (
-    BadRequest,
     InvalidSignup,
+    UnreadableBody,
     parse_signup,
     read_fields,
 )
+from signup_service.welcome import enqueue_welcome_email
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def signup() -> tuple[Response, int]:
     """Create a user and queue the welcome email in one transaction."""
     try:
         form = parse_signup(read_fields(request))
-    except BadRequest as err:
+    except UnreadableBody as err:
         return error(400, str(err))
     except InvalidSignup as err:
         return error(422, str(err))
@@ -48,7 +49,7 @@ def signup() -> tuple[Response, int]:
         db.session.add(user)
         db.session.flush()  # assigns user.id; a taken email fails here
         user_id = user.id  # read now: commit expires the object
-        db.session.add(welcome_email(user))
+        enqueue_welcome_email(db.session, user)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

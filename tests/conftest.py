@@ -13,7 +13,7 @@ from sqlalchemy import URL, Engine, create_engine, make_url
 from sqlalchemy.pool import NullPool
 
 from signup_service import create_app
-from signup_service.models import db
+from signup_service.database import db
 from tests.support.databases import (
     PostgresServer,
     SqliteTemplate,

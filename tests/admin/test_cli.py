@@ -14,7 +14,7 @@ from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from mailer_service.admin import cli, format_age
-from signup_service.models import Outbox
+from outbox_contract import Outbox
 from tests.conftest import url_string
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)

@@ -25,7 +25,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 VENV_BIN = Path(sys.executable).parent  # where gunicorn, alembic and python live
-PACKAGES = ("signup_service", "mailer_service")
+PACKAGES = ("outbox_contract", "signup_service", "mailer_service")
 DOTENV = {"POSTGRES_PASSWORD": "not-a-real-password"}  # the one required value
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME, $$

@@ -24,7 +24,7 @@ from flask import Flask
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from signup_service.models import db
+from signup_service.database import db
 from tests.conftest import url_string
 from tests.deploy.deployfiles import ROOT, child_env, service_env
 from tests.support.processes import free_port, wait_until

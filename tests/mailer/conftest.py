@@ -9,10 +9,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import URL
 
-from mailer_service import create_app
+from mailer_service import create_app, db
 from mailer_service.config import RelaySettings
 from mailer_service.relay import Relay
-from signup_service.models import db
 from tests.conftest import url_string
 from tests.support.smtp import SmtpServer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailer_service.config import RelaySettings, relay_settings
-from signup_service.config import ConfigError
+from outbox_contract.settings import ConfigError
 
 
 def test_relay_settings_defaults_are_documented_values():

@@ -303,8 +303,8 @@ def test_relay_reclaims_rows_of_a_crashed_worker_after_the_lease(
     seed_outbox(engine, 2)
     crashed = make_relay(worker_id="crashed")
     with crashed.app.app_context():
+        from mailer_service import db
         from mailer_service.store import OutboxStore
-        from signup_service.models import db
 
         OutboxStore(db.session, "crashed", 30).claim_due_rows(10)
     survivor = make_relay(worker_id="survivor")

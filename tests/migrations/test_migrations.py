@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import URL, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from signup_service.models import Base
+from outbox_contract.schema import Base
 from tests.support.databases import migrate
 
 

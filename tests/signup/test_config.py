@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from signup_service import create_app
-from signup_service.config import (
+from outbox_contract.database import engine_options
+from outbox_contract.settings import (
     ConfigError,
     database_url,
-    engine_options,
     mail_settings,
     parse_bool,
-    signup_settings,
 )
+from signup_service import create_app
+from signup_service.config import signup_settings
 from tests.support.smtp import HangingServer
 
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from signup_service.models import Outbox, User
+from outbox_contract import Outbox, User
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "## Checking delivery state with SQL"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, inspect, text
 
-from signup_service.models import Outbox
+from outbox_contract import Outbox
 from tests.sql.test_documented_queries import seed
 from tests.support.databases import migrate
 

@@ -1,17 +1,15 @@
 """The schema, declared once: the ``users`` table and the ``outbox`` table.
 
-The outbox table is the contract between the two services. The signup service
-inserts rows; the mailer claims and updates them with the SQL in
-``mailer_service/queries``. Alembic migrations are checked against these models.
+The outbox table is the contract between the two services. Producers insert
+rows (:func:`outbox_contract.enqueue_email`); the mailer claims and updates
+them with the SQL in ``mailer_service/queries``. Alembic migrations are checked
+against these declarations, so a change here needs a migration.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
-from typing import Any
 
-from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -22,11 +20,9 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Text,
-    event,
     func,
     text,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so alembic autogenerate never sees a rename.
@@ -38,8 +34,17 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# The life of an outbox row: pending -> sending -> sent | failed (or back).
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 STATUSES = (PENDING, SENDING, SENT, FAILED)
+# Rows a mailer may claim: due pending rows, and sending rows whose lease ran out.
+CLAIMABLE = (PENDING, SENDING)
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    """Render ``values`` as an SQL list of string literals, e.g. ``('a', 'b')``."""
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
 
 # SQLite's INTEGER PRIMARY KEY is its rowid; BIGINT there would not autoincrement.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -52,10 +57,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
-
-
-class User(db.Model):
+class User(Base):
     """A signed-up user; ``email`` is stored lower-cased, so unique ignores case."""
 
     __tablename__ = "users"
@@ -67,17 +69,15 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
-class Outbox(db.Model):
+class Outbox(Base):
     """One email to deliver, with its delivery state."""
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'sending', 'sent', 'failed')", name="status"
-        ),
+        CheckConstraint(f"status IN {_sql_list(STATUSES)}", name="status"),
         # A row is leased exactly while it is being sent.
         CheckConstraint(
-            "(status = 'sending')"
+            f"(status = '{SENDING}')"
             " = (locked_by IS NOT NULL AND locked_until IS NOT NULL)",
             name="lease_matches_status",
         ),
@@ -86,8 +86,8 @@ class Outbox(db.Model):
         Index(
             "ix_outbox_due",
             "available_at",
-            postgresql_where=text("status IN ('pending', 'sending')"),
-            sqlite_where=text("status IN ('pending', 'sending')"),
+            postgresql_where=text(f"status IN {_sql_list(CLAIMABLE)}"),
+            sqlite_where=text(f"status IN {_sql_list(CLAIMABLE)}"),
         ),
     )
 
@@ -109,17 +109,3 @@ class Outbox(db.Model):
     user_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
-
-
-@event.listens_for(Engine, "connect")
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """Turn on WAL and foreign keys for every SQLite connection.
-
-    WAL lets the signup workers keep writing while the mailer reads, and SQLite
-    only enforces foreign keys when asked to, per connection.
-    """
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()

@@ -1,0 +1,1 @@
+"""Alembic migrations: env.py and versions/; they use only outbox_contract."""

@@ -1,0 +1,71 @@
+"""Engines on ``DATABASE_URL``: the options each database needs, set per engine.
+
+Whoever creates an engine (Flask-SQLAlchemy in a service, the admin CLI,
+alembic, a test) calls :func:`prepare_engine` on it; nothing here registers a
+process-wide listener, so no engine is changed behind its owner's back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+
+from outbox_contract.settings import database_url
+
+SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for the SQLite lock
+
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 10,  # seconds to establish a connection
+    "keepalives": 1,
+    "keepalives_idle": 30,  # seconds of silence before the first probe
+    "keepalives_interval": 10,  # seconds between probes
+    "keepalives_count": 3,  # unanswered probes before the connection is dead
+}
+
+
+def engine_options(url: URL) -> dict[str, Any]:
+    """Return create_engine() options suited to the database behind ``url``."""
+    if url.get_backend_name() == "sqlite":
+        # The signup workers and the mailer share one file: wait for the lock
+        # instead of failing with "database is locked".
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
+    return {"pool_pre_ping": True, "connect_args": postgres_connect_args(url)}
+
+
+def postgres_connect_args(url: URL) -> dict[str, Any]:
+    """Return libpq's timeout and keepalive options, minus those the URL sets.
+
+    A server that vanishes from the network (no RST) would otherwise hang a
+    connect for minutes and a query for as long as TCP retries: give up on
+    connecting after a while, and notice a dead peer within about a minute.
+    """
+    return {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in url.query}
+
+
+def prepare_engine(engine: Engine) -> Engine:
+    """Attach the per-connection set-up ``engine``'s database needs; return it."""
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def make_engine(environ: Mapping[str, str] = os.environ, **options: Any) -> Engine:
+    """Return a prepared engine on ``DATABASE_URL`` (``options`` win)."""
+    url = database_url(environ)
+    return prepare_engine(create_engine(url, **{**engine_options(url), **options}))
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """Turn on WAL and foreign keys for one SQLite connection.
+
+    WAL lets the signup workers keep writing while the mailer reads, and SQLite
+    only enforces foreign keys when asked to, per connection.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
