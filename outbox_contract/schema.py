@@ -46,6 +46,9 @@ def _sql_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
+# PostgreSQL channel that every INSERT into the outbox notifies (migration 0005).
+NOTIFY_CHANNEL = "outbox_due"
+
 # SQLite's INTEGER PRIMARY KEY is its rowid; BIGINT there would not autoincrement.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Timestamp = DateTime(timezone=True)
