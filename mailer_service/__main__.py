@@ -9,15 +9,21 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import click
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy.engine import URL, make_url
 
 from mailer_service import create_app
 from mailer_service.config import relay_settings
+from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
 from outbox_contract.logs import configure_logging as configure_root_logging
 from outbox_contract.settings import ConfigError
 
 logger = logging.getLogger("mailer_service")
+
+JOB_ID = "relay"
 
 
 class _SkippedRunFilter(logging.Filter):
@@ -40,14 +46,18 @@ def configure_logging() -> None:
 
 
 def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:
-    """Return a scheduler that runs one relay tick at a time, every interval."""
+    """Return a scheduler that ticks every interval, and whenever woken.
+
+    Two instances may exist at once: the running tick and one that waits for
+    it (see ``Relay.run_tick``), so a wake-up during a tick is never lost.
+    """
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
         relay.run_tick,
         "interval",
         seconds=poll_interval,
-        id="relay",
-        max_instances=1,
+        id=JOB_ID,
+        max_instances=2,
         coalesce=True,
         misfire_grace_time=None,
         next_run_time=datetime.now(UTC),
@@ -55,13 +65,40 @@ def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:
     return scheduler
 
 
-def stop_on_signals(relay: Relay, scheduler: BlockingScheduler | None) -> None:
+def tick_now(relay: Relay, scheduler: BlockingScheduler) -> None:
+    """Bring the relay's next run forward to now, unless one is already asked for."""
+    if not relay.ask_for_tick():
+        return  # a burst of notifications folds into the tick already coming
+    try:
+        scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+    except (JobLookupError, SchedulerNotRunningError):
+        pass  # shutting down: there is no next run to bring forward
+
+
+def start_listener(
+    relay: Relay, scheduler: BlockingScheduler, url: URL
+) -> DueListener | None:
+    """Wake the scheduler on every committed INSERT (PostgreSQL only)."""
+    if url.get_backend_name() != "postgresql":
+        return None  # SQLite has no LISTEN/NOTIFY: the poll interval is all
+    listener = DueListener(url, lambda: tick_now(relay, scheduler))
+    listener.start()
+    return listener
+
+
+def stop_on_signals(
+    relay: Relay,
+    scheduler: BlockingScheduler | None,
+    listener: DueListener | None = None,
+) -> None:
     """Make SIGTERM and SIGINT stop claiming and end the scheduler's loop."""
 
     def shut_down(signum: int, _frame: FrameType | None) -> None:
         """Stop claiming; the tick in flight finishes its message and releases."""
         logger.info("received %s; stopping", signal.Signals(signum).name)
         relay.stop()
+        if listener is not None:
+            listener.stop()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
 
@@ -89,13 +126,19 @@ def main(once: bool) -> None:
     if once:
         stop_on_signals(relay, None)
         relay.run_tick()
+        relay.join()
         return
     scheduler = build_scheduler(relay, settings.poll_interval)
-    stop_on_signals(relay, scheduler)
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    listener = start_listener(relay, scheduler, url)
+    stop_on_signals(relay, scheduler, listener)
     logger.info(
-        "mailer %s polling every %gs, batch %d, lease %gs, SMTP %s:%s",
+        "mailer %s: %d SMTP connections, %s, batch %d, lease %gs, SMTP %s:%s",
         relay.worker_id,
-        settings.poll_interval,
+        settings.concurrency,
+        f"woken on commit, polling every {settings.poll_interval:g}s"
+        if listener
+        else f"polling every {settings.poll_interval:g}s",
         settings.batch_size,
         settings.lease_seconds,
         app.config["MAIL_SERVER"],

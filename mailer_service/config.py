@@ -19,10 +19,15 @@ from outbox_contract.settings import (
 DEFAULT_MAIL_TIMEOUT = 30.0  # seconds for each SMTP connect and command
 DEFAULT_POLL_INTERVAL = 1.0  # seconds between looks at the outbox when idle
 DEFAULT_BATCH_SIZE = 20  # rows leased per claim, sent over one SMTP connection
+DEFAULT_CONCURRENCY = 8  # SMTP connections each mailer process keeps busy at once
 DEFAULT_LEASE_SECONDS = 120.0  # seconds a claim lasts before others may take it
 DEFAULT_MAX_ATTEMPTS = 10  # deliveries tried before a row becomes failed
 DEFAULT_BACKOFF_SECONDS = 30.0  # seconds before the first retry; doubles after
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0  # seconds, the cap on one backoff delay
+
+# libpq start-up option for the mailer's sessions (not the signup's: a 201 must
+# mean the row is on disk).
+ASYNC_COMMIT_OPTION = "-c synchronous_commit=off"
 
 # One message's send is a handful of SMTP commands, each bounded by MAIL_TIMEOUT;
 # the lease must outlast it, or another worker could take the row mid-send.
@@ -36,6 +41,7 @@ class RelaySettings:
     mail_timeout: float = DEFAULT_MAIL_TIMEOUT
     poll_interval: float = DEFAULT_POLL_INTERVAL
     batch_size: int = DEFAULT_BATCH_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
@@ -51,6 +57,9 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
         ),
         batch_size=parse_int(
             environ, "MAILER_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1
+        ),
+        concurrency=parse_int(
+            environ, "MAILER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=64
         ),
         lease_seconds=parse_seconds(
             environ, "MAILER_LEASE_SECONDS", DEFAULT_LEASE_SECONDS
@@ -81,8 +90,16 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
 def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Return the Flask config of the mailer app (database and Flask-Mail)."""
     url = database_url(environ)
+    options = engine_options(url)
+    # Every sender thread holds a connection while it works, and the tick one more.
+    options["pool_size"] = relay_settings(environ).concurrency + 1
+    if url.get_backend_name() == "postgresql" and "options" not in url.query:
+        # Outcome commits need not wait for the WAL flush: a mailer crash cannot
+        # lose them, and a PostgreSQL crash loses at most its last ~0.6 s of
+        # them, whose messages are then sent again (see README, Guarantees).
+        options["connect_args"]["options"] = ASYNC_COMMIT_OPTION
     return {
         "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False),
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
+        "SQLALCHEMY_ENGINE_OPTIONS": options,
         **mail_settings(environ),
     }

@@ -1,12 +1,15 @@
-"""The retry policy: which failures are retried, and when."""
+"""The retry policy: what one failed attempt means for its row, and when to retry."""
 
 from __future__ import annotations
 
 import random
 import smtplib
 from dataclasses import dataclass
+from typing import Literal
 
 from flask_mail import BadHeaderError
+
+MAX_ERROR_LENGTH = 1000  # characters of an error kept in outbox.last_error
 
 # What building and sending a message may raise; anything else is a bug.
 DELIVERY_ERRORS = (OSError, ValueError, BadHeaderError)  # SMTPException is OSError
@@ -62,3 +65,34 @@ def backoff_delay(
     """
     delay = min(cap, base * 2 ** (attempt - 1))
     return delay / 2 + (rng or random).uniform(0, delay / 2)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to a row after one attempt."""
+
+    result: Literal["sent", "retry", "failed"]
+    error: str | None = None  # for outbox.last_error, already truncated
+    retry_in: float = 0.0  # seconds until the next attempt, for "retry"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Given an attempt's failure (or None) and its number, decide the row's fate."""
+
+    max_attempts: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+    rng: random.Random
+
+    def decide(self, failure: Failure | None, attempt: int) -> Decision:
+        """Return sent, failed (permanent or out of attempts) or retry with a delay."""
+        if failure is None:
+            return Decision("sent")
+        error = failure.error[:MAX_ERROR_LENGTH]
+        if failure.permanent or attempt >= self.max_attempts:
+            return Decision("failed", error)
+        delay = backoff_delay(
+            attempt, self.backoff_seconds, self.backoff_max_seconds, self.rng
+        )
+        return Decision("retry", error, delay)

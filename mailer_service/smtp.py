@@ -14,6 +14,7 @@ import smtplib
 from flask import current_app
 from flask_mail import Connection, Message
 
+from mailer_service.policy import DELIVERY_ERRORS, Failure, classify
 from mailer_service.store import ClaimedRow
 
 logger = logging.getLogger(__name__)
@@ -73,3 +74,30 @@ def build_message(row: ClaimedRow) -> Message:
     # msgId is the one Message-ID header; extra_headers would add a second.
     message.msgId = row.message_id
     return message
+
+
+def send_row(connection: TimeoutConnection, row: ClaimedRow) -> Failure | None:
+    """Try to deliver ``row`` once; return None on success, else the Failure."""
+    try:
+        message = build_message(row)
+    except DELIVERY_ERRORS as exc:
+        return classify(exc)
+    if not connection.usable:
+        try:
+            connection.open()
+        except DELIVERY_ERRORS as exc:
+            return classify(exc, connecting=True)
+    try:
+        connection.send(message)
+    except DELIVERY_ERRORS as exc:
+        failure = classify(exc)
+    except Exception as exc:  # a bug, not a delivery problem: keep its traceback
+        logger.exception("unexpected error sending outbox_id=%d", row.id)
+        failure = Failure(f"{type(exc).__name__}: {exc}", connection_lost=True)
+    else:
+        return None
+    if failure.connection_lost or failure.code is None:
+        # Without an SMTP reply, smtplib did not reset the session: it may be
+        # mid-transaction. Start the next message on a fresh connection.
+        connection.close()
+    return failure

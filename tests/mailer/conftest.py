@@ -20,6 +20,7 @@ FAST = RelaySettings(
     mail_timeout=0.5,
     poll_interval=0.1,
     batch_size=10,
+    concurrency=1,
     lease_seconds=30,
     max_attempts=3,
     backoff_seconds=30,

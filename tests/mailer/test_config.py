@@ -13,6 +13,7 @@ def test_relay_settings_defaults_are_documented_values():
         mail_timeout=30,
         poll_interval=1,
         batch_size=20,
+        concurrency=8,
         lease_seconds=120,
         max_attempts=10,
         backoff_seconds=30,
@@ -26,6 +27,7 @@ def test_relay_settings_read_every_variable():
             "MAIL_TIMEOUT": "2.5",
             "MAILER_POLL_INTERVAL": "0.25",
             "MAILER_BATCH_SIZE": "7",
+            "MAILER_CONCURRENCY": "3",
             "MAILER_LEASE_SECONDS": "10",
             "MAILER_MAX_ATTEMPTS": "4",
             "MAILER_BACKOFF_SECONDS": "5",
@@ -33,7 +35,7 @@ def test_relay_settings_read_every_variable():
         }
     )
 
-    assert settings == RelaySettings(2.5, 0.25, 7, 10, 4, 5, 50)
+    assert settings == RelaySettings(2.5, 0.25, 7, 3, 10, 4, 5, 50)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +47,8 @@ def test_relay_settings_read_every_variable():
         ({"MAILER_POLL_INTERVAL": "soon"}, "MAILER_POLL_INTERVAL must be a number"),
         ({"MAILER_BATCH_SIZE": "1.5"}, "MAILER_BATCH_SIZE must be an integer"),
         ({"MAILER_MAX_ATTEMPTS": "0"}, "MAILER_MAX_ATTEMPTS must be at least 1"),
+        ({"MAILER_CONCURRENCY": "0"}, "MAILER_CONCURRENCY must be at least 1"),
+        ({"MAILER_CONCURRENCY": "65"}, "MAILER_CONCURRENCY must be at most 64"),
         ({"MAILER_LEASE_SECONDS": "100"}, "must be at least 4 x MAIL_TIMEOUT"),
         ({"MAILER_BACKOFF_MAX_SECONDS": "10"}, "MAILER_BACKOFF_MAX_SECONDS"),
     ],

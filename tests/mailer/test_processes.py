@@ -85,7 +85,7 @@ def test_replicas_deliver_every_row_exactly_once(start_mailer, smtp, engine, rep
 
 
 @POSTGRES_ONLY
-def test_kill_9_mid_batch_loses_nothing_and_duplicates_at_most_one_per_kill(
+def test_kill_9_mid_batch_loses_nothing_and_duplicates_at_most_concurrency_per_kill(
     start_mailer, smtp, engine
 ):
     ids = seed_outbox(engine, 300)
@@ -105,7 +105,8 @@ def test_kill_9_mid_batch_loses_nothing_and_duplicates_at_most_one_per_kill(
     received = smtp.message_ids()
     assert set(received) == {r["message_id"] for r in outbox_rows(engine)}
     duplicates = sum(n - 1 for n in received.values())
-    assert duplicates <= kills, received.most_common(3)
+    # At most one message in flight per SMTP connection of the killed process.
+    assert duplicates <= kills * 4, received.most_common(3)
 
 
 @POSTGRES_ONLY

@@ -148,7 +148,7 @@ def test_relay_reconnects_after_a_short_pause(make_relay, smtp, engine):
     relay = make_relay(poll_interval=0.2)
 
     relay.run_tick()
-    assert wait_until(lambda: time.monotonic() >= relay.smtp_paused_until, 10)
+    assert wait_until(lambda: time.monotonic() >= relay.pause.until, 10)
     relay.run_tick()
 
     assert [r["status"] for r in outbox_rows(engine)] == ["pending"] + ["sent"] * 3
@@ -162,7 +162,7 @@ def test_relay_pauses_claims_while_smtp_is_unreachable(make_relay, engine, caplo
     relay.run_tick()
     assert relay.run_tick() == 0  # paused: nothing claimed, nobody charged
     attempts = [r["attempts"] for r in outbox_rows(engine)]
-    relay.smtp_paused_until = 0.0  # as if the pause were over
+    relay.pause.until = 0.0  # as if the pause were over
     relay.run_tick()
 
     assert attempts == [1, 0, 0]
@@ -172,7 +172,7 @@ def test_relay_pauses_claims_while_smtp_is_unreachable(make_relay, engine, caplo
         "SMTP connection failed; no claims for 20.0s",
         "SMTP connection failed; no claims for 40.0s",
     ]
-    assert relay.smtp_paused_until > time.monotonic()
+    assert relay.pause.until > time.monotonic()
 
 
 def test_relay_connection_refused_is_transient(make_relay, smtp, engine):

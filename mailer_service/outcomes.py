@@ -1,0 +1,104 @@
+"""Recording what happened to each attempt: the fenced write and its log line.
+
+When the database refuses an outcome after the SMTP server has already
+answered, the outcome (and the rows still held) is kept in memory and written
+first thing at the next tick, still fenced, so a database blip resends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailer_service.policy import Failure, RetryPolicy
+from mailer_service.store import ClaimedRow, OutboxStore
+
+logger = logging.getLogger(__name__)
+
+
+class Outcomes:
+    """Writes each attempt's outcome, and keeps those the database refused."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self._lock = threading.Lock()  # senders record from several threads
+        self._unrecorded: list[tuple[ClaimedRow, Failure | None, float, str]] = []
+        self._unreleased: set[int] = set()
+        self._unreleased_by: str | None = None
+
+    @property
+    def carried(self) -> bool:
+        """Tell whether anything waits to be written."""
+        return bool(self._unrecorded or self._unreleased)
+
+    def record(
+        self,
+        store: OutboxStore,
+        row: ClaimedRow,
+        failure: Failure | None,
+        took: float,
+        worker_id: str,
+    ) -> None:
+        """Commit the outcome of one attempt, fenced by this worker's id."""
+        try:
+            self._write(store, row, failure, took, worker_id)
+        except SQLAlchemyError:
+            with self._lock:
+                self._unrecorded.append((row, failure, took, worker_id))
+            raise
+
+    def carry_release(self, ids: Iterable[int]) -> None:
+        """Remember rows to hand back once the database answers again."""
+        with self._lock:
+            self._unreleased.update(ids)
+
+    def write_carried(self, store: OutboxStore) -> None:
+        """Write the outcomes and releases that a database error held back."""
+        with self._lock:
+            while self._unrecorded:
+                self._write(store, *self._unrecorded[0])
+                self._unrecorded.pop(0)
+            if self._unreleased:
+                store.release(sorted(self._unreleased))
+                self._unreleased.clear()
+
+    def _write(
+        self,
+        store: OutboxStore,
+        row: ClaimedRow,
+        failure: Failure | None,
+        took: float,
+        worker_id: str,
+    ) -> None:
+        """Apply the policy's decision to the row and log one line for it."""
+        attempt = row.attempts + 1
+        decision = self.policy.decide(failure, attempt)
+        if decision.result == "sent":
+            owned = store.mark_sent(row.id)
+        elif decision.result == "failed":
+            owned = store.mark_failed(row.id, decision.error or "")
+        else:
+            owned = store.mark_retry(row.id, decision.error or "", decision.retry_in)
+        result = decision.result if owned else f"{decision.result}-unrecorded"
+        fields: dict[str, object] = {
+            "action": "deliver",
+            "outbox_id": row.id,
+            "attempt": attempt,
+            "result": result,
+            "code": failure.code if failure else 250,
+            "latency_ms": round(took * 1000),
+            "worker_id": worker_id,
+        }
+        if failure is None:
+            logger.info("delivered", extra=fields)
+        else:
+            logger.warning("delivery failed: %s", failure.error, extra=fields)
+        if not owned:
+            logger.warning(
+                "outbox_id=%d was taken by another worker; outcome not recorded",
+                row.id,
+                extra={"action": "fenced_out", "outbox_id": row.id},
+            )
