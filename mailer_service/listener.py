@@ -24,6 +24,7 @@ WAIT_SECONDS = 1.0  # one notifies() call; the connection's lock is held meanwhi
 PROBE_EVERY = 10.0  # seconds without a notification before a SELECT 1 probe
 RECONNECT_FIRST = 0.5  # seconds before the first reconnect attempt
 RECONNECT_LONGEST = 30.0  # seconds, the cap on the doubling reconnect delay
+APPLICATION_NAME = "outbox-listener"  # shows in pg_stat_activity
 
 
 def libpq_conninfo(url: URL) -> str:
@@ -37,7 +38,10 @@ class DueListener(threading.Thread):
     def __init__(self, url: URL, wake: Callable[[], None]) -> None:
         super().__init__(name="outbox-listener", daemon=True)
         self.conninfo = libpq_conninfo(url)
-        self.connect_args = postgres_connect_args(url)
+        self.connect_args = {
+            "application_name": APPLICATION_NAME,
+            **postgres_connect_args(url),
+        }
         self.wake = wake
         self._stop_event = threading.Event()
         self.connected = threading.Event()  # set while LISTEN is in effect

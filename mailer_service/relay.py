@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service import db
@@ -108,8 +109,9 @@ class Relay:
             if self.stopping and not self.outcomes.carried:
                 return 0
             try:
-                with self.app.app_context():
-                    self.outcomes.write_carried(self._store())
+                if self.outcomes.carried:
+                    with self.app.app_context(), db.engine.connect() as connection:
+                        self.outcomes.write_carried(self._store(connection))
                 if self.stopping:
                     return 0
                 senders = [
@@ -128,8 +130,8 @@ class Relay:
     def drain(self) -> int:
         """One sender: claim and deliver batches over one connection until none due."""
         finished = 0
-        with self.app.app_context():
-            store = self._store()
+        with self.app.app_context(), db.engine.connect() as database:
+            store = self._store(database)
             connection = TimeoutConnection(self.settings.mail_timeout)
             try:
                 while not self.stopping and not self.pause.active:
@@ -199,6 +201,6 @@ class Relay:
             logger.exception("database error; retrying at the next poll", extra=extra)
         self._database_failing = True
 
-    def _store(self) -> OutboxStore:
-        """Return a store on this app context's session, fenced by our worker id."""
-        return OutboxStore(db.session, self.worker_id, self.settings.lease_seconds)
+    def _store(self, connection: Connection) -> OutboxStore:
+        """Return a store on ``connection``, fenced by our worker id."""
+        return OutboxStore(connection, self.worker_id, self.settings.lease_seconds)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-from sqlalchemy import CursorResult, Row, TextClause, bindparam, text
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy import Connection, CursorResult, Row, TextClause, bindparam, text
 
 _BLOCK = re.compile(
     r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
@@ -55,12 +54,14 @@ class OutboxStore:
     """Claims, leases and finishes outbox rows on behalf of one worker."""
 
     def __init__(
-        self, session: Session | scoped_session, worker_id: str, lease_seconds: float
+        self, connection: Connection, worker_id: str, lease_seconds: float
     ) -> None:
-        self.session = session
+        # One connection for the store's life: checking one out of the pool (and
+        # pinging it) for every outcome would double the round trips per message.
+        self.connection = connection
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
-        self.queries = load_queries(session.get_bind().dialect.name)
+        self.queries = load_queries(connection.dialect.name)
 
     def claim_due_rows(self, batch_size: int) -> list[ClaimedRow]:
         """Lease up to ``batch_size`` due rows to this worker and commit."""
@@ -101,13 +102,13 @@ class OutboxStore:
         """Execute one named statement as its own committed transaction."""
         try:
             # A DML statement always yields a CursorResult, with rowcount.
-            result: CursorResult = self.session.execute(  # type: ignore[assignment]
+            result: CursorResult = self.connection.execute(
                 self.queries[name], {"worker_id": self.worker_id, **params}
             )
             rows = list(result.all()) if result.returns_rows else None
-            self.session.commit()
+            self.connection.commit()
         except BaseException:
-            self.session.rollback()
+            self.connection.rollback()
             raise
         return _Result(rows, result.rowcount)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from mailer_service.store import OutboxStore
 from tests.support.outbox import (
     LONG_AGO,
     outbox_rows,
@@ -301,12 +302,8 @@ def test_relay_reclaims_rows_of_a_crashed_worker_after_the_lease(
     make_relay, smtp, engine
 ):
     seed_outbox(engine, 2)
-    crashed = make_relay(worker_id="crashed")
-    with crashed.app.app_context():
-        from mailer_service import db
-        from mailer_service.store import OutboxStore
-
-        OutboxStore(db.session, "crashed", 30).claim_due_rows(10)
+    with engine.connect() as connection:
+        OutboxStore(connection, "crashed", 30).claim_due_rows(10)
     survivor = make_relay(worker_id="survivor")
 
     assert survivor.run_tick() == 0  # the lease still protects the rows

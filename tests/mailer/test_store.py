@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from mailer_service.store import OutboxStore, load_queries
@@ -18,16 +17,16 @@ QUERIES = Path(__file__).resolve().parents[2] / "mailer_service" / "queries"
 
 @pytest.fixture
 def stores(engine):
-    """Return a factory of stores, each with its own session, for two workers."""
-    sessions: list[Session] = []
+    """Return a factory of stores, each with its own connection, for two workers."""
+    connections: list[Connection] = []
 
     def make(worker_id: str, lease_seconds: float = 30) -> OutboxStore:
-        sessions.append(Session(engine))
-        return OutboxStore(sessions[-1], worker_id, lease_seconds)
+        connections.append(engine.connect())
+        return OutboxStore(connections[-1], worker_id, lease_seconds)
 
     yield make
-    for session in sessions:
-        session.close()
+    for connection in connections:
+        connection.close()
 
 
 def test_both_dialects_define_the_same_statements():
@@ -163,10 +162,10 @@ def test_claim_skips_rows_locked_by_another_transaction(engine, database_url):
     impatient = create_engine(
         database_url, poolclass=NullPool, connect_args={"options": "-c lock_timeout=2s"}
     )
-    with engine.connect() as holder, Session(impatient) as session:
+    with engine.connect() as holder, impatient.connect() as connection:
         holder.execute(text("SELECT id FROM outbox WHERE id IN (1, 2) FOR UPDATE"))
 
-        claimed = OutboxStore(session, "a", 30).claim_due_rows(10)
+        claimed = OutboxStore(connection, "a", 30).claim_due_rows(10)
 
         holder.rollback()
     impatient.dispose()

@@ -34,8 +34,12 @@ class _Handler:
         """Accept the message, or apply the next planned fault."""
         if self.server.on_message is not None:
             self.server.on_message(len(self.server.messages))
-        if self.server.delay:
-            await asyncio.sleep(self.server.delay)
+        self.server.sending_started(session.peer)
+        try:
+            if self.server.delay:
+                await asyncio.sleep(self.server.delay)
+        finally:
+            self.server.sending_ended()
         fault = self.server.next_fault()
         if fault == "drop":
             smtp.transport.abort()
@@ -50,6 +54,7 @@ class _Handler:
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.server.lock:
             self.server.messages.append(message)
+            self.server.accepted_at.append(time.monotonic())
         return "250 OK"
 
 
@@ -65,6 +70,10 @@ class SmtpServer:
         # Called with the number of messages accepted so far, before each answer.
         self.on_message: Callable[[int], None] | None = None
         self.lock = threading.Lock()
+        self.accepted_at: list[float] = []  # monotonic time of each acceptance
+        self.peers: set[object] = set()  # client (host, port): one per connection
+        self.in_data = 0  # messages between DATA and the answer right now
+        self.peak_in_data = 0  # the most there ever were at once
         self.controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=self.port
         )
@@ -84,6 +93,18 @@ class SmtpServer:
         """
         with self.lock:
             self.faults.extend(replies)
+
+    def sending_started(self, peer: object) -> None:
+        """Count a message whose DATA is being answered, and its connection."""
+        with self.lock:
+            self.peers.add(peer)
+            self.in_data += 1
+            self.peak_in_data = max(self.peak_in_data, self.in_data)
+
+    def sending_ended(self) -> None:
+        """Count a message whose DATA has been answered."""
+        with self.lock:
+            self.in_data -= 1
 
     def next_fault(self) -> str | None:
         """Pop the next planned fault, if any."""

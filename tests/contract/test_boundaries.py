@@ -1,0 +1,108 @@
+"""The package boundaries: two services and a contract, checked by import-linter."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, VENV_BIN
+
+PACKAGES = ("outbox_contract", "signup_service", "mailer_service", "migrations")
+
+
+def lint_imports(folder: Path) -> subprocess.CompletedProcess[str]:
+    """Run import-linter with the project's contracts on the tree in ``folder``."""
+    return subprocess.run(
+        [str(VENV_BIN / "lint-imports"), "--config", "pyproject.toml", "--no-cache"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": str(VENV_BIN), "PYTHONPATH": str(folder)},
+    )
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the packages and pyproject.toml, safe to break."""
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def add_import(path: Path, line: str) -> None:
+    """Put ``line`` right after the ``from __future__`` import of ``path``."""
+    source = path.read_text()
+    marker = "from __future__ import annotations\n"
+    path.write_text(source.replace(marker, f"{marker}\n{line}\n", 1))
+
+
+def test_import_contracts_hold_on_the_real_tree(tree: Path) -> None:
+    result = lint_imports(tree)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        (
+            "mailer_service/relay.py",
+            "from signup_service import create_app",
+            "The two services never import each other",
+        ),
+        (
+            "signup_service/views.py",
+            "import mailer_service.store",
+            "The two services never import each other",
+        ),
+        (
+            "outbox_contract/enqueue.py",
+            "import flask",
+            "The contract stands on neither service",
+        ),
+        (
+            "migrations/env.py",
+            "from signup_service.config import signup_settings",
+            "Migrations use only the contract",
+        ),
+    ],
+)
+def test_import_contracts_fail_when_a_boundary_is_crossed(
+    tree: Path, module: str, line: str, contract: str
+) -> None:
+    add_import(tree / module, line)
+
+    result = lint_imports(tree)
+
+    assert result.returncode != 0
+    assert f"{contract} BROKEN" in result.stdout
+
+
+def test_importing_the_relay_loads_nothing_of_the_web_layer() -> None:
+    probe = (
+        "import sys, mailer_service.relay, mailer_service.admin, "
+        "mailer_service.__main__; "
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded = set(result.stdout.split())
+
+    assert "mailer_service.relay" in loaded  # the probe ran
+    assert not {m for m in loaded if m.startswith("signup_service")}
+    assert "email_validator" not in loaded
