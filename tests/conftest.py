@@ -19,6 +19,7 @@ from tests.support.databases import (
     SqliteTemplate,
     require_postgres,
     throwaway_cluster,
+    url_string,
 )
 
 
@@ -82,11 +83,6 @@ def engine(database_url: URL) -> Iterator[Engine]:
     engine = create_engine(database_url, poolclass=NullPool)
     yield engine
     engine.dispose()
-
-
-def url_string(url: URL) -> str:
-    """Render ``url`` with its password, as a child process's DATABASE_URL."""
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture

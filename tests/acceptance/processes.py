@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -14,13 +13,11 @@ from pathlib import Path
 
 from honcho.environ import parse_procfile
 
+from tests.support import ROOT, VENV_BIN
 from tests.support.processes import child_env
 from tests.support.processes import wait_until as poll_until
 
 __all__ = ["child_env"]  # re-exported: the acceptance tests import it from here
-
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent  # the venv running pytest, as make run's
 
 START_TIMEOUT = 120.0  # seconds for a process to start answering (2 busy cores)
 STOP_TIMEOUT = 60.0  # seconds for a process group to exit after a signal

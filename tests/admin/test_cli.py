@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from mailer_service.admin import cli, format_age
 from outbox_contract import Outbox
-from tests.conftest import url_string
+from tests.support.databases import url_string
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 

@@ -12,19 +12,18 @@ import os
 import re
 import shlex
 import shutil
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, VENV_BIN
+
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
-VENV_BIN = Path(sys.executable).parent  # where gunicorn, alembic and python live
 PACKAGES = ("outbox_contract", "signup_service", "mailer_service")
 DOTENV = {"POSTGRES_PASSWORD": "not-a-real-password"}  # the one required value
 

@@ -12,7 +12,7 @@ from sqlalchemy import URL
 from mailer_service import create_app, db
 from mailer_service.config import RelaySettings
 from mailer_service.relay import Relay
-from tests.conftest import url_string
+from tests.support.databases import url_string
 from tests.support.smtp import SmtpServer
 
 # Small, fast settings: a relay that gives up on a silent server in half a second.

@@ -24,9 +24,8 @@ from alembic.config import Config
 from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
+from tests.support import ROOT
 from tests.support.processes import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config() -> Config:
@@ -47,6 +46,11 @@ def migrate(url: str | URL, action: str = "upgrade", revision: str = "head") -> 
 def require_postgres() -> bool:
     """Tell whether missing PostgreSQL must fail the run instead of skipping."""
     return os.environ.get("OUTBOX_REQUIRE_POSTGRES", "").lower() in {"1", "true"}
+
+
+def url_string(url: URL) -> str:
+    """Render ``url`` with its password, as a child process's DATABASE_URL."""
+    return url.render_as_string(hide_password=False)
 
 
 class ThrowawayCluster:
