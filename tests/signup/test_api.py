@@ -7,23 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine, text
 
 from signup_service import create_app
-
-
-def rows(engine: Engine, sql: str) -> list[tuple]:
-    """Return every row ``sql`` selects."""
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(text(sql))]
-
-
-def counts(engine: Engine) -> tuple[int, int]:
-    """Return (users, outbox rows)."""
-    return (
-        rows(engine, "SELECT count(*) FROM users")[0][0],
-        rows(engine, "SELECT count(*) FROM outbox")[0][0],
-    )
+from tests.support.outbox import counts, rows
 
 
 def test_signup_json_writes_user_and_pending_email(client, engine):

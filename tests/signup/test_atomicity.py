@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.signup.test_api import counts, rows
+from tests.support.outbox import counts, rows
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Put rows into the outbox and read them back, the way the SQL users would."""
+"""Put rows into the outbox and read them back (users too), as the SQL users would."""
 
 from __future__ import annotations
 
@@ -40,6 +40,20 @@ def outbox_rows(engine: Engine) -> list[dict]:
     with engine.connect() as connection:
         result = connection.execute(text("SELECT * FROM outbox ORDER BY id"))
         return [dict(row) for row in result.mappings()]
+
+
+def rows(engine: Engine, sql: str) -> list[tuple]:
+    """Return every row ``sql`` selects."""
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql))]
+
+
+def counts(engine: Engine) -> tuple[int, int]:
+    """Return (users, outbox rows)."""
+    return (
+        rows(engine, "SELECT count(*) FROM users")[0][0],
+        rows(engine, "SELECT count(*) FROM outbox")[0][0],
+    )
 
 
 def status_counts(engine: Engine) -> dict[str, int]:
