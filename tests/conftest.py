@@ -21,6 +21,7 @@ from tests.support.databases import (
     throwaway_cluster,
     url_string,
 )
+from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,14 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[URL]:
     url = postgres_server.create_database()
     yield url
     postgres_server.drop_database(url)
+
+
+@pytest.fixture
+def pg_engine(pg_url: URL) -> Iterator[Engine]:
+    """An engine on the test's fresh PostgreSQL database."""
+    engine = create_engine(pg_url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -116,3 +125,10 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client for the signup app."""
     return app.test_client()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that records what it accepts."""
+    with SmtpServer() as server:
+        yield server

@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import URL, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL
 
 from tests.acceptance.processes import (
     START_TIMEOUT,
@@ -28,9 +27,11 @@ from tests.acceptance.processes import (
     with_venv_path,
 )
 from tests.support.databases import SqliteTemplate
+from tests.support.outbox import outbox_columns
 from tests.support.processes import free_port
 from tests.support.smtp import SmtpServer
 
+COLUMNS = ("message_id", "status", "attempts")  # what the checks read
 SIGNUPS = 40  # concurrent POST /signup requests
 DELIVERY_TIMEOUT = 180.0  # seconds for the mailer to send every signup's mail
 
@@ -41,28 +42,6 @@ pytestmark = pytest.mark.slow
 def sqlite_url(sqlite_template: SqliteTemplate, tmp_path: Path) -> URL:
     """A migrated SQLite file of this test's own."""
     return sqlite_template.create_database(tmp_path)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server in this process, recording what it accepts."""
-    with SmtpServer() as server:
-        yield server
-
-
-def outbox_rows(url: URL) -> list[tuple[str, str, int]]:
-    """Return (message_id, status, attempts) of every outbox row."""
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return [
-                tuple(row)
-                for row in connection.execute(
-                    text("SELECT message_id, status, attempts FROM outbox ORDER BY id")
-                )
-            ]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -115,12 +94,12 @@ def test_sqlite_demo_concurrent_signups_never_lock(
     assert [(status, body) for status, body in results if status != 201] == []
     assert len({body["id"] for _, body in results}) == SIGNUPS
     wait_until(
-        lambda: all(status == "sent" for _, status, _ in outbox_rows(sqlite_url)),
+        lambda: all(row[1] == "sent" for row in outbox_columns(sqlite_url, *COLUMNS)),
         DELIVERY_TIMEOUT,
         "every outbox row sent",
         mailer_log.read_text,
     )
-    rows = outbox_rows(sqlite_url)
+    rows = outbox_columns(sqlite_url, *COLUMNS)
     assert len(rows) == SIGNUPS
     assert {attempts for _, _, attempts in rows} == {1}
     # Each row's Message-ID reached the SMTP server exactly once.

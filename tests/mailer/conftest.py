@@ -1,4 +1,4 @@
-"""Fixtures for the mailer: a real SMTP server and relays on the test database."""
+"""Fixtures for the mailer: relays on the test database, sending to ``smtp``."""
 
 from __future__ import annotations
 
@@ -25,13 +25,6 @@ FAST = RelaySettings(
     backoff_seconds=30,
     backoff_max_seconds=60,
 )
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 that records what it accepts."""
-    with SmtpServer() as server:
-        yield server
 
 
 @pytest.fixture

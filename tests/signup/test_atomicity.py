@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import URL, Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL, Engine, text
 
 from tests.support.outbox import counts, rows
-
-
-@pytest.fixture
-def pg_engine(pg_url: URL):
-    """An engine on a fresh PostgreSQL database, for rigging failures."""
-    engine = create_engine(pg_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

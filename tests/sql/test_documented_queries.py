@@ -12,8 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from sqlalchemy import URL, Engine, create_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 
 from outbox_contract import Outbox
 from tests.support import ROOT
@@ -96,14 +95,6 @@ EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
     stuck_in_sending,
     summary_view,
 ]
-
-
-@pytest.fixture
-def pg_engine(pg_url: URL):
-    """An engine on a fresh, migrated PostgreSQL database."""
-    engine = create_engine(pg_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
 
 
 def test_readme_documents_every_query():
