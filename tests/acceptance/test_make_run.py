@@ -26,15 +26,14 @@ from tests.acceptance.processes import (
     STOP_TIMEOUT,
     VENV_BIN,
     answers,
-    child_env,
     live_processes_in,
     post_signup,
     procfile,
     start_shell,
-    wait_until,
+    wait_or_fail,
 )
 from tests.support.outbox import outbox_columns
-from tests.support.processes import free_port
+from tests.support.processes import child_env, free_port
 from tests.support.smtp import SmtpServer
 
 DELIVERY_TIMEOUT = 120.0  # seconds from the signup to the mail file and `sent`
@@ -91,7 +90,7 @@ class MakeRun:
                 and "polling every" in self.output()
             )
 
-        wait_until(started, START_TIMEOUT, "web, smtp and mailer", self.output)
+        wait_or_fail(started, START_TIMEOUT, "web, smtp and mailer", self.output)
 
     def interrupt(self) -> str:
         """Press Ctrl-C: SIGINT to the foreground group (make and honcho); wait."""
@@ -168,7 +167,7 @@ def sign_up_and_wait_sent(run: MakeRun, database: URL) -> str:
     status, body = post_signup(run.web_port, "Ada@Example.com")
 
     assert (status, body["email"]) == (201, "ada@example.com"), body
-    wait_until(
+    wait_or_fail(
         lambda: [row[1] for row in outbox_columns(database, *COLUMNS)] == ["sent"],
         DELIVERY_TIMEOUT,
         "the outbox row to be sent",

@@ -18,17 +18,16 @@ from sqlalchemy import URL
 from tests.acceptance.processes import (
     START_TIMEOUT,
     answers,
-    child_env,
     post_signup,
     procfile,
     start_shell,
     stop_all,
-    wait_until,
+    wait_or_fail,
     with_venv_path,
 )
 from tests.support.databases import SqliteTemplate
 from tests.support.outbox import outbox_columns
-from tests.support.processes import free_port
+from tests.support.processes import child_env, free_port
 from tests.support.smtp import SmtpServer
 
 COLUMNS = ("message_id", "status", "attempts")  # what the checks read
@@ -74,7 +73,7 @@ def test_sqlite_demo_concurrent_signups_never_lock(
             DATABASE_URL=database, MAIL_PORT=str(smtp.port), MAILER_POLL_INTERVAL="0.2"
         ),
     )
-    wait_until(
+    wait_or_fail(
         lambda: answers(f"http://127.0.0.1:{port}/readyz"),
         START_TIMEOUT,
         f"gunicorn on :{port}",
@@ -93,7 +92,7 @@ def test_sqlite_demo_concurrent_signups_never_lock(
 
     assert [(status, body) for status, body in results if status != 201] == []
     assert len({body["id"] for _, body in results}) == SIGNUPS
-    wait_until(
+    wait_or_fail(
         lambda: all(row[1] == "sent" for row in outbox_columns(sqlite_url, *COLUMNS)),
         DELIVERY_TIMEOUT,
         "every outbox row sent",

@@ -124,7 +124,7 @@ def unknown_env_names(names: Iterable[str]) -> set[str]:
     return set(names) - env_names_read_by_code()
 
 
-def child_env(**overrides: str) -> dict[str, str]:
+def container_env(**overrides: str) -> dict[str, str]:
     """Return an environment for a service subprocess, as its container sees it.
 
     The venv's bin comes first on PATH, so ``python``, ``gunicorn`` and
