@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import URL
 
-from tests.acceptance.processes import (
-    ROOT,
+from tests.support import ROOT, VENV_BIN
+from tests.support.outbox import outbox_columns
+from tests.support.processes import child_env, free_port
+from tests.support.procfile import (
     START_TIMEOUT,
     STOP_TIMEOUT,
-    VENV_BIN,
     answers,
     live_processes_in,
     post_signup,
@@ -32,8 +33,6 @@ from tests.acceptance.processes import (
     start_shell,
     wait_or_fail,
 )
-from tests.support.outbox import outbox_columns
-from tests.support.processes import child_env, free_port
 from tests.support.smtp import SmtpServer
 
 DELIVERY_TIMEOUT = 120.0  # seconds from the signup to the mail file and `sent`

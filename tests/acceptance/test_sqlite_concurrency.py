@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import URL
 
-from tests.acceptance.processes import (
+from tests.support.databases import SqliteTemplate
+from tests.support.outbox import outbox_columns
+from tests.support.processes import child_env, free_port
+from tests.support.procfile import (
     START_TIMEOUT,
     answers,
     post_signup,
@@ -25,9 +28,6 @@ from tests.acceptance.processes import (
     wait_or_fail,
     with_venv_path,
 )
-from tests.support.databases import SqliteTemplate
-from tests.support.outbox import outbox_columns
-from tests.support.processes import child_env, free_port
 from tests.support.smtp import SmtpServer
 
 COLUMNS = ("message_id", "status", "attempts")  # what the checks read

@@ -25,9 +25,9 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from signup_service.database import db
-from tests.deploy.deployfiles import container_env, service_env
 from tests.support import ROOT
 from tests.support.databases import url_string
+from tests.support.deployfiles import container_env, service_env
 from tests.support.processes import free_port, wait_until
 
 STARTUP_TIMEOUT = 120.0  # seconds for gunicorn to answer; other tests share the CPUs
