@@ -16,9 +16,10 @@ from signup_service import create_app
 from signup_service.database import db
 from tests.support.databases import (
     PostgresServer,
+    PostgresUnavailable,
     SqliteTemplate,
+    migrated_postgres,
     require_postgres,
-    throwaway_cluster,
     url_string,
 )
 from tests.support.smtp import SmtpServer
@@ -27,20 +28,17 @@ from tests.support.smtp import SmtpServer
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server with a migrated template database."""
+    url = os.environ.get("TEST_DATABASE_URL")
     with ExitStack() as stack:
         try:
-            if os.environ.get("TEST_DATABASE_URL"):
-                admin_url = make_url(os.environ["TEST_DATABASE_URL"])
-            else:
-                admin_url = stack.enter_context(throwaway_cluster())
-            server = PostgresServer(admin_url)
-            server.create_template()
-        except Exception as err:
+            server = stack.enter_context(
+                migrated_postgres(make_url(url) if url else None)
+            )
+        except PostgresUnavailable as err:
             message = f"PostgreSQL unavailable: {err}"
             if require_postgres():
                 pytest.fail(message, pytrace=False)
             pytest.skip(message)
-        stack.callback(server.close)
         yield server
 
 
