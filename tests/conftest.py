@@ -16,29 +16,29 @@ from signup_service import create_app
 from signup_service.database import db
 from tests.support.databases import (
     PostgresServer,
+    PostgresUnavailable,
     SqliteTemplate,
+    migrated_postgres,
     require_postgres,
-    throwaway_cluster,
+    url_string,
 )
+from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server with a migrated template database."""
+    url = os.environ.get("TEST_DATABASE_URL")
     with ExitStack() as stack:
         try:
-            if os.environ.get("TEST_DATABASE_URL"):
-                admin_url = make_url(os.environ["TEST_DATABASE_URL"])
-            else:
-                admin_url = stack.enter_context(throwaway_cluster())
-            server = PostgresServer(admin_url)
-            server.create_template()
-        except Exception as err:
+            server = stack.enter_context(
+                migrated_postgres(make_url(url) if url else None)
+            )
+        except PostgresUnavailable as err:
             message = f"PostgreSQL unavailable: {err}"
             if require_postgres():
                 pytest.fail(message, pytrace=False)
             pytest.skip(message)
-        stack.callback(server.close)
         yield server
 
 
@@ -54,6 +54,14 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[URL]:
     url = postgres_server.create_database()
     yield url
     postgres_server.drop_database(url)
+
+
+@pytest.fixture
+def pg_engine(pg_url: URL) -> Iterator[Engine]:
+    """An engine on the test's fresh PostgreSQL database."""
+    engine = create_engine(pg_url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -82,11 +90,6 @@ def engine(database_url: URL) -> Iterator[Engine]:
     engine = create_engine(database_url, poolclass=NullPool)
     yield engine
     engine.dispose()
-
-
-def url_string(url: URL) -> str:
-    """Render ``url`` with its password, as a child process's DATABASE_URL."""
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -120,3 +123,10 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client for the signup app."""
     return app.test_client()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that records what it accepts."""
+    with SmtpServer() as server:
+        yield server

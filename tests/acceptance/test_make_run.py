@@ -18,26 +18,25 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import URL, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL
 
-from tests.acceptance.processes import (
-    ROOT,
+from tests.support import ROOT, VENV_BIN
+from tests.support.outbox import outbox_columns
+from tests.support.processes import child_env, free_port
+from tests.support.procfile import (
     START_TIMEOUT,
     STOP_TIMEOUT,
-    VENV_BIN,
     answers,
-    child_env,
     live_processes_in,
     post_signup,
     procfile,
     start_shell,
-    wait_until,
+    wait_or_fail,
 )
-from tests.support.processes import free_port
 from tests.support.smtp import SmtpServer
 
 DELIVERY_TIMEOUT = 120.0  # seconds from the signup to the mail file and `sent`
+COLUMNS = ("id", "status", "attempts", "message_id")  # what the checks read
 CHECKOUT = ("Procfile", "pyproject.toml", "migrations")  # what the recipe reads
 STARTED = re.compile(r"system\s+\| (\w+)\.1 started \(pid=(\d+)\)")
 
@@ -90,7 +89,7 @@ class MakeRun:
                 and "polling every" in self.output()
             )
 
-        wait_until(started, START_TIMEOUT, "web, smtp and mailer", self.output)
+        wait_or_fail(started, START_TIMEOUT, "web, smtp and mailer", self.output)
 
     def interrupt(self) -> str:
         """Press Ctrl-C: SIGINT to the foreground group (make and honcho); wait."""
@@ -162,29 +161,18 @@ def listening(port: int) -> bool:
         return False
 
 
-def outbox_rows(url: URL) -> list[tuple[int, str, int, str]]:
-    """Return (id, status, attempts, message_id) of every outbox row at ``url``."""
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            query = text("SELECT id, status, attempts, message_id FROM outbox")
-            return [tuple(row) for row in connection.execute(query)]
-    finally:
-        engine.dispose()
-
-
 def sign_up_and_wait_sent(run: MakeRun, database: URL) -> str:
     """Sign Ada up, wait until her outbox row is sent once; return its Message-ID."""
     status, body = post_signup(run.web_port, "Ada@Example.com")
 
     assert (status, body["email"]) == (201, "ada@example.com"), body
-    wait_until(
-        lambda: [row[1] for row in outbox_rows(database)] == ["sent"],
+    wait_or_fail(
+        lambda: [row[1] for row in outbox_columns(database, *COLUMNS)] == ["sent"],
         DELIVERY_TIMEOUT,
         "the outbox row to be sent",
         run.output,
     )
-    [(row_id, _, attempts, message_id)] = outbox_rows(database)
+    [(row_id, _, attempts, message_id)] = outbox_columns(database, *COLUMNS)
     assert (row_id, attempts) == (body["id"], 1)
     return message_id
 

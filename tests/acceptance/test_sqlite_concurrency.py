@@ -13,24 +13,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import URL, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL
 
-from tests.acceptance.processes import (
+from tests.support.databases import SqliteTemplate
+from tests.support.outbox import outbox_columns
+from tests.support.processes import child_env, free_port
+from tests.support.procfile import (
     START_TIMEOUT,
     answers,
-    child_env,
     post_signup,
     procfile,
     start_shell,
     stop_all,
-    wait_until,
+    wait_or_fail,
     with_venv_path,
 )
-from tests.support.databases import SqliteTemplate
-from tests.support.processes import free_port
 from tests.support.smtp import SmtpServer
 
+COLUMNS = ("message_id", "status", "attempts")  # what the checks read
 SIGNUPS = 40  # concurrent POST /signup requests
 DELIVERY_TIMEOUT = 180.0  # seconds for the mailer to send every signup's mail
 
@@ -41,28 +41,6 @@ pytestmark = pytest.mark.slow
 def sqlite_url(sqlite_template: SqliteTemplate, tmp_path: Path) -> URL:
     """A migrated SQLite file of this test's own."""
     return sqlite_template.create_database(tmp_path)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server in this process, recording what it accepts."""
-    with SmtpServer() as server:
-        yield server
-
-
-def outbox_rows(url: URL) -> list[tuple[str, str, int]]:
-    """Return (message_id, status, attempts) of every outbox row."""
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return [
-                tuple(row)
-                for row in connection.execute(
-                    text("SELECT message_id, status, attempts FROM outbox ORDER BY id")
-                )
-            ]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -95,7 +73,7 @@ def test_sqlite_demo_concurrent_signups_never_lock(
             DATABASE_URL=database, MAIL_PORT=str(smtp.port), MAILER_POLL_INTERVAL="0.2"
         ),
     )
-    wait_until(
+    wait_or_fail(
         lambda: answers(f"http://127.0.0.1:{port}/readyz"),
         START_TIMEOUT,
         f"gunicorn on :{port}",
@@ -114,13 +92,13 @@ def test_sqlite_demo_concurrent_signups_never_lock(
 
     assert [(status, body) for status, body in results if status != 201] == []
     assert len({body["id"] for _, body in results}) == SIGNUPS
-    wait_until(
-        lambda: all(status == "sent" for _, status, _ in outbox_rows(sqlite_url)),
+    wait_or_fail(
+        lambda: all(row[1] == "sent" for row in outbox_columns(sqlite_url, *COLUMNS)),
         DELIVERY_TIMEOUT,
         "every outbox row sent",
         mailer_log.read_text,
     )
-    rows = outbox_rows(sqlite_url)
+    rows = outbox_columns(sqlite_url, *COLUMNS)
     assert len(rows) == SIGNUPS
     assert {attempts for _, _, attempts in rows} == {1}
     # Each row's Message-ID reached the SMTP server exactly once.

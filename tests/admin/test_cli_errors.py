@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from sqlalchemy import URL
 
 from mailer_service.admin import cli
-from tests.admin.test_cli import outbox, seed, snapshot
+from tests.support.admin import outbox, seed, snapshot
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.deployfiles import DOTENV, build_workdir, compose_config
+from tests.support.deployfiles import DOTENV, build_workdir, compose_config
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ import pytest
 
 from mailer_service.config import LEASE_TIMEOUT_RATIO, mailer_settings, relay_settings
 from signup_service.config import signup_settings
-from tests.deploy.deployfiles import (
+from tests.support import VENV_BIN
+from tests.support.deployfiles import (
     COMPOSE_FILE,
     DOTENV,
-    VENV_BIN,
     InterpolationError,
     compose_config,
     compose_variables,

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from tests.deploy.deployfiles import (
+from tests.support.deployfiles import (
     DOCKERFILE,
     build_workdir,
     dockerfile_env,

@@ -25,8 +25,9 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from signup_service.database import db
-from tests.conftest import url_string
-from tests.deploy.deployfiles import ROOT, child_env, service_env
+from tests.support import ROOT
+from tests.support.databases import url_string
+from tests.support.deployfiles import container_env, service_env
 from tests.support.processes import free_port, wait_until
 
 STARTUP_TIMEOUT = 120.0  # seconds for gunicorn to answer; other tests share the CPUs
@@ -57,7 +58,7 @@ def head_revision(pyproject: Path) -> str | None:
 
 def test_compose_python_is_the_interpreter_under_test(config):
     """``python`` in a child resolves to this venv, so the commands run our code."""
-    env = child_env(**service_env(config, "mailer"))
+    env = container_env(**service_env(config, "mailer"))
 
     result = run_command(["python", "-c", "import sys; print(sys.prefix)"], env)
 
@@ -77,7 +78,7 @@ def test_alembic_in_the_workdir_uses_the_repo_migrations(image_workdir):
 def test_compose_migrate_command_creates_the_schema(config, image_workdir, empty_url):
     # postgresql:// as compose writes it, not the driver-qualified test URL.
     url = empty_url.set(drivername=empty_url.get_backend_name())
-    env = child_env(
+    env = container_env(
         **{**service_env(config, "migrate"), "DATABASE_URL": url_string(url)}
     )
 
@@ -97,7 +98,7 @@ def test_compose_migrate_command_creates_the_schema(config, image_workdir, empty
 def test_compose_migrate_command_fails_without_a_database(config, image_workdir):
     """A failed migration exits non-zero, so compose never starts the apps."""
     url = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/postgres"
-    env = child_env(**{**service_env(config, "migrate"), "DATABASE_URL": url})
+    env = container_env(**{**service_env(config, "migrate"), "DATABASE_URL": url})
 
     result = run_command(config["services"]["migrate"]["command"], env, image_workdir)
 
@@ -109,7 +110,7 @@ def test_compose_mailer_command_stops_on_bad_configuration(
     config, image_workdir, tmp_path
 ):
     """The entry point is wired: it parses the env and exits 2 with the reason."""
-    env = child_env(
+    env = container_env(
         **{
             **service_env(config, "mailer"),
             "DATABASE_URL": f"sqlite:///{tmp_path / 'outbox.db'}",
@@ -167,7 +168,7 @@ def signup_server(
     """The compose signup command on a free port and a migrated SQLite file."""
     port = free_port()
     database = sqlite_template.create_database(tmp_path)
-    env = child_env(
+    env = container_env(
         **{**service_env(config, "signup"), "DATABASE_URL": url_string(database)}
     )
     command = bound_to(config["services"]["signup"]["command"], f"127.0.0.1:{port}")
@@ -189,7 +190,7 @@ def test_compose_signup_command_serves_until_sigterm(config, signup_server):
     healthcheck = config["services"]["signup"]["healthcheck"]["test"]
     assert healthcheck[0] == "CMD" and "127.0.0.1:8000/healthz" in healthcheck[-1]
     probe = [*healthcheck[1:-1], healthcheck[-1].replace(":8000/", f":{port}/")]
-    probe_env = child_env()
+    probe_env = container_env()
 
     wait_until(
         lambda: process.poll() is not None or http_status(f"{base}/healthz") == 200,

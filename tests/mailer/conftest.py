@@ -1,4 +1,4 @@
-"""Fixtures for the mailer: a real SMTP server and relays on the test database."""
+"""Fixtures for the mailer: relays on the test database, sending to ``smtp``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import URL
 from mailer_service import create_app, db
 from mailer_service.config import RelaySettings
 from mailer_service.relay import Relay
-from tests.conftest import url_string
+from tests.support.databases import url_string
 from tests.support.smtp import SmtpServer
 
 # Small, fast settings: a relay that gives up on a silent server in half a second.
@@ -26,13 +26,6 @@ FAST = RelaySettings(
     backoff_seconds=30,
     backoff_max_seconds=60,
 )
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 that records what it accepts."""
-    with SmtpServer() as server:
-        yield server
 
 
 @pytest.fixture

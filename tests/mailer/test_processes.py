@@ -10,10 +10,15 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import url_string
-from tests.support.databases import ThrowawayCluster, migrate, require_postgres
+from tests.support import ROOT
+from tests.support.databases import (
+    ThrowawayCluster,
+    migrate,
+    require_postgres,
+    url_string,
+)
 from tests.support.outbox import outbox_rows, seed_outbox, status_counts
-from tests.support.processes import ROOT, MailerProcess, child_env, wait_until
+from tests.support.processes import MailerProcess, child_env, wait_until
 from tests.support.smtp import HangingServer
 
 pytestmark = pytest.mark.slow

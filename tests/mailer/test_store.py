@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from mailer_service.store import OutboxStore, load_queries
+from tests.support import ROOT
 from tests.support.outbox import LONG_AGO, outbox_rows, seed_outbox, set_timestamp
 
-QUERIES = Path(__file__).resolve().parents[2] / "mailer_service" / "queries"
+QUERIES = ROOT / "mailer_service" / "queries"
 
 
 @pytest.fixture

@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
 import pytest
-from sqlalchemy import URL, Engine, create_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 
-from outbox_contract import Outbox, User
+from outbox_contract import Outbox
+from tests.support import ROOT
+from tests.support.delivery_states import DAY, HOUR, MINUTE, SENT_AT, seed_every_state
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 SECTION = "## Checking delivery state with SQL"
-MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
-
-USERS = {1: "ada@example.com", 2: "grace@example.com", 3: "linus@example.com"}
-# id: (status, user_id, available_at offset from now, attempts, last_error)
-ROWS = {
-    1: ("sent", 1, -2 * DAY, 1, None),
-    2: ("pending", 2, -3 * HOUR, 2, "421 busy"),  # the oldest due row
-    3: ("pending", 3, -HOUR, 0, None),
-    4: ("pending", None, +DAY, 1, "451 try later"),  # not due yet
-    5: ("failed", None, -20 * MINUTE, 10, "421 busy"),  # out of attempts
-    6: ("failed", None, -3 * DAY, 1, "550 5.1.1 no such user"),
-    7: ("sending", None, -MINUTE, 0, None),  # leased until now + 2 minutes
-    8: ("sending", None, -HOUR, 0, None),  # lease expired 10 minutes ago
-}
-SENT_AT = -2 * DAY + MINUTE  # row 1's delivery
-LEASES = {7: ("worker-alive", 2 * MINUTE), 8: ("worker-dead", -10 * MINUTE)}
 
 
 def documented_queries() -> list[str]:
@@ -45,40 +29,6 @@ def documented_queries() -> list[str]:
     end = text.find("\n## ", start + len(SECTION))
     section = text[start : end if end != -1 else len(text)]
     return re.findall(r"^```sql\n(.*?)^```$", section, re.M | re.S)
-
-
-def seed(engine: Engine) -> datetime:
-    """Insert USERS and ROWS with times relative to now; return that now."""
-    now = datetime.now(UTC)
-    outbox = []
-    for row_id, (status, user_id, due, attempts, error) in ROWS.items():
-        worker, lease = LEASES.get(row_id, (None, None))
-        outbox.append(
-            {
-                "id": row_id,
-                "created_at": now + due,
-                "available_at": now + due,
-                "status": status,
-                "recipient": USERS.get(user_id, f"other{row_id}@example.com"),
-                "subject": "Welcome aboard!",
-                "body_text": "Hello",
-                "message_id": f"<{row_id}@example.com>",
-                "attempts": attempts,
-                "last_error": error,
-                "sent_at": now + SENT_AT if status == "sent" else None,
-                "last_attempt_at": now + due if attempts else None,
-                "locked_by": worker,
-                "locked_until": None if lease is None else now + lease,
-                "user_id": user_id,
-            }
-        )
-    users = [
-        {"id": i, "email": e, "created_at": now - 3 * DAY} for i, e in USERS.items()
-    ]
-    with engine.begin() as connection:
-        connection.execute(User.__table__.insert(), users)
-        connection.execute(Outbox.__table__.insert(), outbox)
-    return now
 
 
 def run_as_pasted(engine: Engine, sql: str) -> tuple[datetime, list[tuple]]:
@@ -147,14 +97,6 @@ EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
 ]
 
 
-@pytest.fixture
-def pg_engine(pg_url: URL):
-    """An engine on a fresh, migrated PostgreSQL database."""
-    engine = create_engine(pg_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
-
-
 def test_readme_documents_every_query():
     # Deleting or adding a query must come with its expected result below.
     assert len(documented_queries()) == len(EXPECTED) == 6
@@ -164,7 +106,7 @@ def test_readme_documents_every_query():
     "index", range(len(EXPECTED)), ids=lambda i: EXPECTED[i].__name__
 )
 def test_readme_query_returns_the_documented_answer(pg_engine, index):
-    now = seed(pg_engine)
+    now = seed_every_state(pg_engine)
     sql = documented_queries()[index]
 
     db_now, rows = run_as_pasted(pg_engine, sql)
@@ -174,7 +116,7 @@ def test_readme_query_returns_the_documented_answer(pg_engine, index):
 
 def test_readme_stuck_query_is_empty_when_leases_are_live(pg_engine):
     """The negative case's counterpart: a healthy outbox shows no stuck rows."""
-    seed(pg_engine)
+    seed_every_state(pg_engine)
     with pg_engine.begin() as connection:
         connection.execute(Outbox.__table__.delete().where(Outbox.id == 8))
 

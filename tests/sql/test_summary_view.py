@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, inspect, text
 
 from outbox_contract import Outbox
-from tests.sql.test_documented_queries import seed
 from tests.support.databases import migrate
+from tests.support.delivery_states import seed_every_state
 
 QUERY = text(
     "SELECT status, total, oldest_due_age_seconds, failed_last_hour FROM outbox_summary"
@@ -29,7 +29,7 @@ def assert_age_between(age: int, least: timedelta, elapsed: timedelta) -> None:
 
 
 def test_outbox_summary_counts_each_status(database_url, engine):
-    now = seed(engine)
+    now = seed_every_state(engine)
 
     rows = summary(engine)
 

@@ -16,17 +16,17 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from tests.support import ROOT
 from tests.support.processes import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config() -> Config:
@@ -47,6 +47,15 @@ def migrate(url: str | URL, action: str = "upgrade", revision: str = "head") -> 
 def require_postgres() -> bool:
     """Tell whether missing PostgreSQL must fail the run instead of skipping."""
     return os.environ.get("OUTBOX_REQUIRE_POSTGRES", "").lower() in {"1", "true"}
+
+
+def url_string(url: URL) -> str:
+    """Render ``url`` with its password, as a child process's DATABASE_URL."""
+    return url.render_as_string(hide_password=False)
+
+
+class PostgresUnavailable(Exception):
+    """No PostgreSQL server to test on: the one reason PostgreSQL tests may skip."""
 
 
 class ThrowawayCluster:
@@ -120,10 +129,14 @@ class PostgresServer:
         """Return the URL of ``database`` on this server."""
         return self.admin_url.set(database=database)
 
-    def create_template(self) -> None:
+    def ping(self) -> None:
+        """Connect once, so an unreachable server fails here and not later."""
+        self._execute("SELECT 1")
+
+    def create_template(self, revision: str = "head") -> None:
         """Create the template database and run the migrations on it once."""
         self._execute(f'CREATE DATABASE "{self.template}"')
-        migrate(self.url(self.template))
+        migrate(self.url(self.template), revision=revision)
 
     def create_database(self) -> URL:
         """Return a new database, a copy of the migrated template."""
@@ -150,6 +163,28 @@ class PostgresServer:
         """Run one statement outside a transaction, as CREATE DATABASE needs."""
         with self.admin.connect() as connection:
             connection.execute(text(sql))
+
+
+@contextmanager
+def migrated_postgres(
+    admin_url: URL | None, revision: str = "head"
+) -> Iterator[PostgresServer]:
+    """Reach ``admin_url`` (or start a throwaway cluster) and migrate a template.
+
+    Only a server that cannot be started or reached raises PostgresUnavailable.
+    A failing migration raises its own error: it must fail the run, not skip it.
+    """
+    with ExitStack() as stack:
+        try:
+            if admin_url is None:
+                admin_url = stack.enter_context(throwaway_cluster())
+            server = PostgresServer(admin_url)
+            server.ping()
+        except (OperationalError, RuntimeError, subprocess.CalledProcessError) as err:
+            raise PostgresUnavailable(str(err)) from err
+        stack.callback(server.close)  # drops a half-migrated template too
+        server.create_template(revision)
+        yield server
 
 
 class SqliteTemplate:

@@ -1,11 +1,12 @@
-"""Put rows into the outbox and read them back, the way the SQL users would."""
+"""Put rows into the outbox and read them back (users too), as the SQL users would."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Engine, bindparam, text
+from sqlalchemy import URL, DateTime, Engine, bindparam, create_engine, text
+from sqlalchemy.pool import NullPool
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -40,6 +41,34 @@ def outbox_rows(engine: Engine) -> list[dict]:
     with engine.connect() as connection:
         result = connection.execute(text("SELECT * FROM outbox ORDER BY id"))
         return [dict(row) for row in result.mappings()]
+
+
+def outbox_columns(url: URL, *columns: str) -> list[tuple]:
+    """Return ``columns`` of every outbox row at ``url``, in id order.
+
+    A short-lived engine of its own reads what another process wrote there.
+    """
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            query = text(f"SELECT {', '.join(columns)} FROM outbox ORDER BY id")
+            return [tuple(row) for row in connection.execute(query)]
+    finally:
+        engine.dispose()
+
+
+def rows(engine: Engine, sql: str) -> list[tuple]:
+    """Return every row ``sql`` selects."""
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql))]
+
+
+def counts(engine: Engine) -> tuple[int, int]:
+    """Return (users, outbox rows)."""
+    return (
+        rows(engine, "SELECT count(*) FROM users")[0][0],
+        rows(engine, "SELECT count(*) FROM outbox")[0][0],
+    )
 
 
 def status_counts(engine: Engine) -> dict[str, int]:

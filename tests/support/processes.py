@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 # Variables of the developer's shell that must not leak into a child's config.
 _CONFIG_PREFIXES = ("DATABASE_URL", "MAIL_", "MAILER_", "SIGNUP_")

@@ -12,19 +12,18 @@ import os
 import re
 import shlex
 import shutil
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, VENV_BIN
+
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
-VENV_BIN = Path(sys.executable).parent  # where gunicorn, alembic and python live
 PACKAGES = ("outbox_contract", "signup_service", "mailer_service")
 DOTENV = {"POSTGRES_PASSWORD": "not-a-real-password"}  # the one required value
 
@@ -125,7 +124,7 @@ def unknown_env_names(names: Iterable[str]) -> set[str]:
     return set(names) - env_names_read_by_code()
 
 
-def child_env(**overrides: str) -> dict[str, str]:
+def container_env(**overrides: str) -> dict[str, str]:
     """Return an environment for a service subprocess, as its container sees it.
 
     The venv's bin comes first on PATH, so ``python``, ``gunicorn`` and

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -14,13 +13,8 @@ from pathlib import Path
 
 from honcho.environ import parse_procfile
 
-from tests.support.processes import child_env
-from tests.support.processes import wait_until as poll_until
-
-__all__ = ["child_env"]  # re-exported: the acceptance tests import it from here
-
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent  # the venv running pytest, as make run's
+from tests.support import ROOT, VENV_BIN
+from tests.support.processes import wait_until
 
 START_TIMEOUT = 120.0  # seconds for a process to start answering (2 busy cores)
 STOP_TIMEOUT = 60.0  # seconds for a process group to exit after a signal
@@ -78,7 +72,7 @@ def stop_all(processes: Iterable[subprocess.Popen[bytes]]) -> list[int]:
     return hung
 
 
-def wait_until(
+def wait_or_fail(
     predicate: Callable[[], object],
     timeout: float,
     what: str,
@@ -88,7 +82,7 @@ def wait_until(
 
     ``details`` is called only then, e.g. to show a process's log as it is by then.
     """
-    if not poll_until(predicate, timeout, interval=0.1):
+    if not wait_until(predicate, timeout, interval=0.1):
         raise AssertionError(
             f"timed out after {timeout:g}s waiting for {what}\n{details()}"
         )
