@@ -13,6 +13,7 @@ from mailer_service import create_app, db
 from mailer_service.config import RelaySettings
 from mailer_service.relay import Relay
 from tests.support.databases import url_string
+from tests.support.processes import MailerProcess
 from tests.support.smtp import SmtpServer
 
 # Small, fast settings: a relay that gives up on a silent server in half a second.
@@ -52,3 +53,30 @@ def make_relay(database_url: URL, smtp: SmtpServer) -> Iterator[Callable[..., Re
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture
+def start_mailer(
+    database_url, smtp, tmp_path
+) -> Iterator[Callable[..., MailerProcess]]:
+    """Start mailer processes on the test's database; all are gone after the test."""
+    started: list[MailerProcess] = []
+
+    def start(**env: str) -> MailerProcess:
+        settings = {
+            "DATABASE_URL": url_string(database_url),
+            "MAIL_PORT": str(smtp.port),
+            "MAIL_TIMEOUT": "1",
+            "MAILER_LEASE_SECONDS": "4",
+            "MAILER_POLL_INTERVAL": "0.05",
+            "MAILER_BATCH_SIZE": "20",
+            **env,
+        }
+        started.append(
+            MailerProcess(tmp_path / f"mailer-{len(started)}.log", **settings)
+        )
+        return started[-1]
+
+    yield start
+    for mailer in started:
+        mailer.stop_quietly()

@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import text
 
 from mailer_service.__main__ import build_scheduler, tick_now
 from mailer_service.relay import Relay
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox, status_counts
 from tests.support.processes import wait_until
 
+INSERT_ONE = text(
+    "INSERT INTO outbox (recipient, subject, body_text, message_id)"
+    " VALUES ('b' || :n || '@example.com', 'Hi', 'x', '<b' || :n || '@example.com>')"
+)
 POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
@@ -47,7 +52,15 @@ def test_relay_stop_mid_tick_releases_every_unsent_row(make_relay, smtp, engine)
     ids = seed_outbox(engine, 60)
     smtp.delay = 0.05
     relay = make_relay(concurrency=4, batch_size=10)
-    smtp.on_message = lambda sent: relay.stop() if sent >= 6 else None
+    stopped_after: list[int] = []  # messages accepted when stop() was called
+
+    def stop_after_six(accepted: int) -> None:
+        """Stop the relay once, as SIGTERM would, while messages are in flight."""
+        if accepted >= 6 and not stopped_after:
+            stopped_after.append(accepted)
+            relay.stop()
+
+    smtp.on_message = stop_after_six
 
     sent = relay.run_tick()
 
@@ -56,15 +69,16 @@ def test_relay_stop_mid_tick_releases_every_unsent_row(make_relay, smtp, engine)
     assert counts["sent"] == sent == len(smtp.messages)
     assert counts["pending"] == len(ids) - sent
     # Each sender finished at most the message it had in flight when told to stop.
-    assert sent <= 6 + 4
+    assert sent <= stopped_after[0] + 4
 
 
 @POSTGRES_ONLY
-def test_a_burst_of_inserts_folds_into_few_ticks(make_relay, smtp, engine):
-    """1,000 separate commits, each a NOTIFY: ticks coalesce, nothing is missed."""
-    smtp.delay = 0.002
-
-    ticks = []
+def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
+    make_relay, smtp, engine
+):
+    """1,000 commits, each a wake-up, while a tick is busy: one tick follows."""
+    ticks: list[int] = []
+    burst_done = threading.Event()
 
     class CountingRelay(Relay):
         """A relay that counts the ticks that actually ran."""
@@ -74,22 +88,34 @@ def test_a_burst_of_inserts_folds_into_few_ticks(make_relay, smtp, engine):
             ticks.append(1)
             return super().drain()
 
-    base = make_relay(concurrency=1, poll_interval=30)
+    # MAIL_TIMEOUT outlasts the held message, which must not time out.
+    base = make_relay(
+        concurrency=1, poll_interval=30, mail_timeout=30, lease_seconds=120
+    )
     relay = CountingRelay(base.app, base.settings, "counting")
     scheduler = build_scheduler(relay, poll_interval=30)
-    runner = threading.Thread(target=scheduler.start, daemon=True)
-    runner.start()
+    threading.Thread(target=scheduler.start, daemon=True).start()
     try:
         assert wait_until(lambda: len(ticks) == 1, 30)  # the first, at start-up
-        for n in range(1000):
-            seed_outbox(engine, 1, prefix=f"b{n}-")
-            tick_now(relay, scheduler)  # what the listener does on each NOTIFY
+        # The next tick holds its first message at the SMTP server until the
+        # whole burst has been committed, so every wake-up arrives mid-tick.
+        smtp.on_message = lambda accepted: burst_done.wait(60) if not accepted else 0
+        seed_outbox(engine, 1, prefix="first-")
+        tick_now(relay, scheduler)
+        assert wait_until(lambda: len(ticks) == 2, 30)
+        with engine.connect() as producer:
+            for n in range(999):  # 999 transactions, each committed on its own
+                producer.execute(INSERT_ONE, {"n": n})
+                producer.commit()
+                tick_now(relay, scheduler)  # what the listener does on a NOTIFY
+        burst_done.set()
 
         assert wait_until(all_sent(engine, 1000), 120)
     finally:
+        burst_done.set()
         relay.stop()
         scheduler.shutdown(wait=False)
         relay.join()
 
-    assert len(ticks) < 100
+    assert len(ticks) == 3  # start-up, the busy tick, and one that followed it
     assert sorted(smtp.message_ids().values()) == [1] * 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,45 +17,13 @@ from tests.support.databases import (
     require_postgres,
     url_string,
 )
-from tests.support.outbox import outbox_rows, seed_outbox, status_counts
+from tests.support.outbox import all_sent, outbox_rows, seed_outbox, status_counts
 from tests.support.processes import MailerProcess, child_env, wait_until
 from tests.support.smtp import HangingServer
 
 pytestmark = pytest.mark.slow
 
 POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-
-
-@pytest.fixture
-def start_mailer(
-    database_url, smtp, tmp_path
-) -> Iterator[Callable[..., MailerProcess]]:
-    """Start mailer processes on the test's database; all are gone after the test."""
-    started: list[MailerProcess] = []
-
-    def start(**env: str) -> MailerProcess:
-        settings = {
-            "DATABASE_URL": url_string(database_url),
-            "MAIL_PORT": str(smtp.port),
-            "MAIL_TIMEOUT": "1",
-            "MAILER_LEASE_SECONDS": "4",
-            "MAILER_POLL_INTERVAL": "0.05",
-            "MAILER_BATCH_SIZE": "20",
-            **env,
-        }
-        started.append(
-            MailerProcess(tmp_path / f"mailer-{len(started)}.log", **settings)
-        )
-        return started[-1]
-
-    yield start
-    for mailer in started:
-        mailer.stop_quietly()
-
-
-def all_sent(engine, count: int) -> Callable[[], bool]:
-    """Return a predicate: ``count`` rows exist and every one is sent."""
-    return lambda: status_counts(engine) == {"sent": count}
 
 
 def test_mailer_process_delivers_and_stops_on_sigterm(start_mailer, smtp, engine):

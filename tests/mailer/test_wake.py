@@ -14,10 +14,9 @@ from tests.support.databases import ThrowawayCluster, migrate, url_string
 from tests.support.outbox import all_sent, seed_outbox
 from tests.support.processes import MailerProcess, wait_until
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
-]
+pytestmark = pytest.mark.slow
+
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 POLL = "30"  # seconds: far longer than any wait below
 WELL_BEFORE_THE_POLL = 10.0  # seconds a woken delivery may take on a busy machine
@@ -29,6 +28,7 @@ def listening_count(mailer) -> int:
     return mailer.log().count(LISTENING)
 
 
+@POSTGRES_ONLY
 def test_insert_wakes_an_idle_mailer_before_its_poll(start_mailer, smtp, engine):
     mailer = start_mailer(MAILER_POLL_INTERVAL=POLL)
     assert wait_until(lambda: listening_count(mailer) == 1, 30), mailer.log()
@@ -40,6 +40,7 @@ def test_insert_wakes_an_idle_mailer_before_its_poll(start_mailer, smtp, engine)
     assert len(smtp.messages) == 3
 
 
+@POSTGRES_ONLY
 def test_insert_by_hand_in_sql_wakes_the_mailer(start_mailer, smtp, engine):
     """A row inserted by hand (plain SQL, no application code) wakes it too."""
     mailer = start_mailer(MAILER_POLL_INTERVAL=POLL)
@@ -56,6 +57,7 @@ def test_insert_by_hand_in_sql_wakes_the_mailer(start_mailer, smtp, engine):
     assert wait_until(all_sent(engine, 1), WELL_BEFORE_THE_POLL), mailer.log()
 
 
+@POSTGRES_ONLY
 def test_listener_recovers_after_its_backend_is_terminated(
     start_mailer, smtp, engine, postgres_server
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import URL, DateTime, Engine, bindparam, create_engine, text
@@ -69,6 +70,11 @@ def counts(engine: Engine) -> tuple[int, int]:
         rows(engine, "SELECT count(*) FROM users")[0][0],
         rows(engine, "SELECT count(*) FROM outbox")[0][0],
     )
+
+
+def all_sent(engine: Engine, count: int) -> Callable[[], bool]:
+    """Return a predicate: ``count`` rows exist and every one is sent."""
+    return lambda: status_counts(engine) == {"sent": count}
 
 
 def status_counts(engine: Engine) -> dict[str, int]:
