@@ -12,7 +12,12 @@ from sqlalchemy import URL
 from mailer_service import create_app, db
 from mailer_service.config import RelaySettings
 from mailer_service.relay import Relay
-from tests.support.databases import url_string
+from tests.support.databases import (
+    ThrowawayCluster,
+    migrate,
+    require_postgres,
+    url_string,
+)
 from tests.support.processes import MailerProcess
 from tests.support.smtp import SmtpServer
 
@@ -80,3 +85,20 @@ def start_mailer(
     yield start
     for mailer in started:
         mailer.stop_quietly()
+
+
+@pytest.fixture
+def cluster() -> Iterator[ThrowawayCluster]:
+    """A PostgreSQL server of this test's own, migrated, that it may stop."""
+    try:
+        cluster = ThrowawayCluster()
+    except RuntimeError as err:
+        if require_postgres():
+            pytest.fail(f"cannot run a throwaway cluster: {err}", pytrace=False)
+        pytest.skip(f"cannot run a throwaway cluster: {err}")
+    try:
+        cluster.start()
+        migrate(cluster.url)
+        yield cluster
+    finally:
+        cluster.remove()
