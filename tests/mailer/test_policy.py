@@ -8,7 +8,14 @@ import smtplib
 import pytest
 from flask_mail import BadHeaderError
 
-from mailer_service.policy import backoff_delay, classify
+from mailer_service.policy import (
+    MAX_ERROR_LENGTH,
+    Decision,
+    Failure,
+    RetryPolicy,
+    backoff_delay,
+    classify,
+)
 
 
 @pytest.mark.parametrize(
@@ -94,3 +101,37 @@ def test_backoff_jitter_spreads_within_half_to_full_delay():
 
     assert all(20 <= d <= 40 for d in delays)
     assert len({round(d, 3) for d in delays}) > 150  # really jittered
+
+
+POLICY = RetryPolicy(
+    max_attempts=3, backoff_seconds=10, backoff_max_seconds=100, rng=random.Random(1)
+)
+
+
+def test_policy_success_is_sent() -> None:
+    assert POLICY.decide(None, 1) == Decision("sent")
+
+
+def test_policy_transient_failure_is_retried_with_backoff() -> None:
+    decision = POLICY.decide(Failure("451 later", code=451), 2)
+
+    assert (decision.result, decision.error) == ("retry", "451 later")
+    assert 10 <= decision.retry_in <= 20  # 10 x 2^(2-1), equal jitter
+
+
+def test_policy_last_attempt_fails_the_row() -> None:
+    decision = POLICY.decide(Failure("451 later", code=451), 3)
+
+    assert decision == Decision("failed", "451 later")
+
+
+def test_policy_permanent_failure_fails_at_once() -> None:
+    assert POLICY.decide(Failure("550 no", code=550, permanent=True), 1).result == (
+        "failed"
+    )
+
+
+def test_policy_truncates_the_recorded_error() -> None:
+    decision = POLICY.decide(Failure("x" * 5000), 1)
+
+    assert decision.error == "x" * MAX_ERROR_LENGTH
