@@ -1,4 +1,4 @@
-"""The SMTP pause: claims stop after a failed connection, doubling, shared by senders."""
+"""The SMTP pause: claims stop after a failed connection, doubling, shared."""
 
 from __future__ import annotations
 
