@@ -12,8 +12,9 @@ from outbox_contract.settings import (
     ConfigError,
     database_url,
     mail_settings,
+    parse_choice,
     parse_int,
-    parse_seconds,
+    parse_positive,
 )
 
 DEFAULT_MAIL_TIMEOUT = 30.0  # seconds for each SMTP connect and command
@@ -24,6 +25,7 @@ DEFAULT_LEASE_SECONDS = 120.0  # seconds a claim lasts before others may take it
 DEFAULT_MAX_ATTEMPTS = 10  # deliveries tried before a row becomes failed
 DEFAULT_BACKOFF_SECONDS = 30.0  # seconds before the first retry; doubles after
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0  # seconds, the cap on one backoff delay
+AMBIGUOUS_POLICIES = ("resend", "hold")  # MAILER_ON_AMBIGUOUS; the first is default
 
 # libpq start-up option for the mailer's sessions (not the signup's: a 201 must
 # mean the row is on disk).
@@ -46,13 +48,17 @@ class RelaySettings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
     backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
+    rate_limit: float | None = None  # messages per second, fleet-wide; None: none
+    max_connections: int | None = None  # SMTP connections, fleet-wide; None: none
+    on_ambiguous: str = AMBIGUOUS_POLICIES[0]  # a send a dead mailer had begun
+    retention_days: int | None = None  # redact sent rows older than this; None: off
 
 
 def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
     """Parse and check ``MAIL_TIMEOUT`` and the ``MAILER_*`` variables."""
     settings = RelaySettings(
-        mail_timeout=parse_seconds(environ, "MAIL_TIMEOUT", DEFAULT_MAIL_TIMEOUT),
-        poll_interval=parse_seconds(
+        mail_timeout=parse_positive(environ, "MAIL_TIMEOUT", DEFAULT_MAIL_TIMEOUT),
+        poll_interval=parse_positive(
             environ, "MAILER_POLL_INTERVAL", DEFAULT_POLL_INTERVAL
         ),
         batch_size=parse_int(
@@ -61,18 +67,22 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
         concurrency=parse_int(
             environ, "MAILER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=64
         ),
-        lease_seconds=parse_seconds(
+        lease_seconds=parse_positive(
             environ, "MAILER_LEASE_SECONDS", DEFAULT_LEASE_SECONDS
         ),
         max_attempts=parse_int(
             environ, "MAILER_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1
         ),
-        backoff_seconds=parse_seconds(
+        backoff_seconds=parse_positive(
             environ, "MAILER_BACKOFF_SECONDS", DEFAULT_BACKOFF_SECONDS
         ),
-        backoff_max_seconds=parse_seconds(
+        backoff_max_seconds=parse_positive(
             environ, "MAILER_BACKOFF_MAX_SECONDS", DEFAULT_BACKOFF_MAX_SECONDS
         ),
+        rate_limit=parse_positive(environ, "MAILER_RATE_LIMIT", None),
+        max_connections=parse_int(environ, "MAILER_MAX_CONNECTIONS", None, minimum=1),
+        on_ambiguous=parse_choice(environ, "MAILER_ON_AMBIGUOUS", AMBIGUOUS_POLICIES),
+        retention_days=parse_int(environ, "MAILER_RETENTION_DAYS", None, minimum=1),
     )
     if settings.lease_seconds < LEASE_TIMEOUT_RATIO * settings.mail_timeout:
         raise ConfigError(
@@ -90,9 +100,17 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
 def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Return the Flask config of the mailer app (database and Flask-Mail)."""
     url = database_url(environ)
+    relay = relay_settings(environ)
+    if url.get_backend_name() != "postgresql":
+        fleet_wide = ("MAILER_RATE_LIMIT", "MAILER_MAX_CONNECTIONS")
+        for name, value in zip(
+            fleet_wide, (relay.rate_limit, relay.max_connections), strict=True
+        ):
+            if value is not None:
+                raise ConfigError(f"{name} needs PostgreSQL (DATABASE_URL)")
     options = engine_options(url)
     # Every sender thread holds a connection while it works, and the tick one more.
-    options["pool_size"] = relay_settings(environ).concurrency + 1
+    options["pool_size"] = relay.concurrency + 1
     if url.get_backend_name() == "postgresql" and "options" not in url.query:
         # Outcome commits need not wait for the WAL flush: a mailer crash cannot
         # lose them, and a PostgreSQL crash loses at most its last ~0.6 s of

@@ -23,6 +23,12 @@ class Failure:
     code: int | None = None  # the SMTP reply code, when the server gave one
     permanent: bool = False  # never retry: the message itself is at fault
     connection_lost: bool = False  # the SMTP connection cannot be used again
+    slow_down: bool = False  # the server said 421 or "too many": send less for a while
+
+    @property
+    def ends_batch(self) -> bool:
+        """Tell whether the sender must stop: connection gone, or asked to slow down."""
+        return self.connection_lost or self.slow_down
 
 
 def classify(exc: Exception, *, connecting: bool = False) -> Failure:
@@ -52,6 +58,7 @@ def _reply_failure(code: int, reply: bytes | str, connecting: bool) -> Failure:
         code=code,
         permanent=500 <= code < 600 and not connecting,
         connection_lost=connecting or code == 421,
+        slow_down=code == 421 or (400 <= code < 500 and "too many" in text.lower()),
     )
 
 

@@ -1,10 +1,9 @@
-"""The delivery loop: claim due rows, send them, record each outcome at once.
+"""The delivery loop: a tick runs the senders, and ticks follow one another.
 
-A tick runs ``MAILER_CONCURRENCY`` senders side by side. Each sender has its own
-SMTP connection and database session: it claims a batch, sends it message by
-message, and commits every outcome as soon as the server has answered, so a
-crash repeats at most the messages in flight, one per sender. No transaction
-is open while SMTP is talked to.
+APScheduler calls :meth:`Relay.run_tick` every poll interval and whenever the
+listener hears of new rows. A tick writes what a database error held back,
+then runs up to ``MAILER_CONCURRENCY`` senders (:mod:`mailer_service.sender`)
+side by side until the outbox is drained.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import random
 import secrets
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
@@ -24,12 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service import db
 from mailer_service.config import RelaySettings
-from mailer_service.lease import Lease
+from mailer_service.limits import ConnectionSlots, SendRate, Throttle
 from mailer_service.outcomes import Outcomes
 from mailer_service.pause import SmtpPause
 from mailer_service.policy import RetryPolicy
-from mailer_service.smtp import TimeoutConnection, send_row
-from mailer_service.store import ClaimedRow, OutboxStore
+from mailer_service.sender import Sender
+from mailer_service.store import OutboxStore
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +58,22 @@ class Relay:
         )
         self.outcomes = Outcomes(policy)
         self.pause = SmtpPause(settings.poll_interval)
+        self.throttle = Throttle(settings.concurrency)
         self._stopping = threading.Event()
+        self.sender = Sender(
+            settings,
+            self.worker_id,
+            self._stopping,
+            self.outcomes,
+            self.pause,
+            self.throttle,
+            SendRate(settings.rate_limit, self._stopping)
+            if settings.rate_limit
+            else None,
+            ConnectionSlots(settings.max_connections)
+            if settings.max_connections
+            else None,
+        )
         self._busy = threading.Lock()  # one tick runs at a time ...
         self._waiting = threading.Lock()  # ... and at most one more waits for it
         self._senders = ThreadPoolExecutor(
@@ -116,7 +129,7 @@ class Relay:
                     return 0
                 senders = [
                     self._senders.submit(self.drain)
-                    for _ in range(self.settings.concurrency)
+                    for _ in range(self.throttle.current())
                 ]
                 finished = sum(sender.result() for sender in senders)
             except SQLAlchemyError as err:
@@ -128,68 +141,9 @@ class Relay:
             return finished
 
     def drain(self) -> int:
-        """One sender: claim and deliver batches over one connection until none due."""
-        finished = 0
+        """Run one sender in this thread, on its own database connection."""
         with self.app.app_context(), db.engine.connect() as database:
-            store = self._store(database)
-            connection = TimeoutConnection(self.settings.mail_timeout)
-            try:
-                while not self.stopping and not self.pause.active:
-                    since = time.monotonic()
-                    rows = store.claim_due_rows(self.settings.batch_size)
-                    if not rows:
-                        break
-                    count, healthy = self.deliver_batch(store, connection, rows, since)
-                    finished += count
-                    if not healthy:
-                        self.pause.connection_failed(self.worker_id)
-                        break
-                    self.pause.connection_worked()
-                    if len(rows) < self.settings.batch_size:
-                        break
-            finally:
-                connection.close()
-        return finished
-
-    def deliver_batch(
-        self,
-        store: OutboxStore,
-        connection: TimeoutConnection,
-        rows: list[ClaimedRow],
-        since: float,
-    ) -> tuple[int, bool]:
-        """Send ``rows`` in order; return (rows finished, connection still ok)."""
-        lease = Lease(store, rows, since)
-        finished, connection_lost = 0, False
-        try:
-            for row in rows:
-                if self.stopping or connection_lost:
-                    break
-                if not lease.holds(row.id):
-                    logger.warning(
-                        "outbox_id=%d lease lost before sending; skipped",
-                        row.id,
-                        extra={"action": "lease_lost", "outbox_id": row.id},
-                    )
-                    continue
-                started = time.monotonic()
-                failure = send_row(connection, row)
-                lease.finish(row.id)
-                self.outcomes.record(
-                    store, row, failure, time.monotonic() - started, self.worker_id
-                )
-                finished += 1
-                connection_lost = failure is not None and failure.connection_lost
-            # Whatever was not attempted goes back now, not when the lease ends.
-            released = lease.release_all()
-            if released:
-                logger.info(
-                    "released %d unsent rows", released, extra={"action": "release"}
-                )
-        except SQLAlchemyError:
-            self.outcomes.carry_release(lease.held)
-            raise
-        return finished, not connection_lost
+            return self.sender.drain(self._store(database))
 
     def log_database_error(self, err: SQLAlchemyError) -> None:
         """Log a failed tick: with its traceback once, then a line per poll."""

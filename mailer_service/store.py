@@ -19,6 +19,7 @@ _BLOCK = re.compile(
     r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
 )
 _EXPANDING = ("ids",)  # parameters bound as lists: ``id IN :ids``
+SYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = on")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ClaimedRow:
     body_html: str | None
     message_id: str
     attempts: int  # attempts made before this one
+    send_started_at: object | None = None  # a send began under a lease now expired
 
 
 @cache
@@ -92,15 +94,40 @@ class OutboxStore:
         """Record a permanent failure; the row is never retried automatically."""
         return self._run("mark_failed", id=row_id, error=error).rowcount == 1
 
+    def mark_started(self, row_id: int) -> bool:
+        """Record, durably, that this row's send begins now; False if not ours."""
+        return self._run("mark_started", synchronous=True, id=row_id).rowcount == 1
+
+    def take_send_turn(self, interval: float, tolerance: float) -> float:
+        """Take a turn of the fleet-wide rate; return 0, or the seconds to wait."""
+        result = self._run("take_send_turn", interval=interval, tolerance=tolerance)
+        return float(next(iter(result))[0])
+
+    def take_connection_slot(self, lock_class: int, slot: int) -> bool:
+        """Hold connection slot ``slot`` for this session, if it is free."""
+        result = self._run("take_connection_slot", lock_class=lock_class, slot=slot)
+        return bool(next(iter(result))[0])
+
+    def give_connection_slot(self, lock_class: int, slot: int) -> None:
+        """Hand connection slot ``slot`` back."""
+        self._run("give_connection_slot", lock_class=lock_class, slot=slot)
+
     def release(self, ids: list[int]) -> int:
         """Hand unsent rows back to ``pending`` without charging an attempt."""
         if not ids:
             return 0
         return self._run("release", ids=ids).rowcount
 
-    def _run(self, name: str, **params: object) -> _Result:
-        """Execute one named statement as its own committed transaction."""
+    def _run(self, name: str, synchronous: bool = False, **params: object) -> _Result:
+        """Execute one named statement as its own committed transaction.
+
+        The mailer's sessions commit asynchronously; ``synchronous`` makes this
+        one commit wait for the WAL flush (PostgreSQL), for a marker that must
+        survive a server crash.
+        """
         try:
+            if synchronous and self.connection.dialect.name == "postgresql":
+                self.connection.execute(SYNCHRONOUS_COMMIT)
             # A DML statement always yields a CursorResult, with rowcount.
             result: CursorResult = self.connection.execute(
                 self.queries[name], {"worker_id": self.worker_id, **params}

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     Text,
     func,
     text,
@@ -48,6 +49,9 @@ def _sql_list(values: tuple[str, ...]) -> str:
 
 # PostgreSQL channel that every INSERT into the outbox notifies (migration 0005).
 NOTIFY_CHANNEL = "outbox_due"
+
+# The rows among which a dedupe key is unique: mail not yet sent or failed.
+DEDUPE_WHERE = f"status IN {_sql_list(CLAIMABLE)} AND dedupe_key IS NOT NULL"
 
 # SQLite's INTEGER PRIMARY KEY is its rowid; BIGINT there would not autoincrement.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -85,12 +89,22 @@ class Outbox(Base):
             name="lease_matches_status",
         ),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
-        # Serves the mailer's claim: pending rows by due time, and expired leases.
+        # Serves the mailer's claim, in its order: by priority, then due time.
+        # Partial, so the sent and failed rows of history never enter it.
         Index(
             "ix_outbox_due",
+            "priority",
             "available_at",
             postgresql_where=text(f"status IN {_sql_list(CLAIMABLE)}"),
             sqlite_where=text(f"status IN {_sql_list(CLAIMABLE)}"),
+        ),
+        # One row per dedupe key among the mail not yet sent or failed.
+        Index(
+            "uq_outbox_dedupe_key",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=text(DEDUPE_WHERE),
+            sqlite_where=text(DEDUPE_WHERE),
         ),
     )
 
@@ -109,6 +123,29 @@ class Outbox(Base):
     locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
     locked_by: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Smaller is sent first (as in Oban); 0 unless the producer says otherwise.
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    # A producer's key: enqueueing it again while the first is unsent adds nothing.
+    dedupe_key: Mapped[str | None] = mapped_column(Text)
+    # Written just before SMTP starts, only under MAILER_ON_AMBIGUOUS=hold.
+    send_started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Keyed hash of the recipient, kept when ``outbox redact`` blanks the address.
+    recipient_hash: Mapped[str | None] = mapped_column(Text)
     user_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
+
+
+class SendRate(Base):
+    """The fleet-wide send-rate meter: one row, shared by every mailer.
+
+    ``next_at`` is the theoretical time of the next send (GCRA, the "virtual
+    scheduling" form of a token bucket); ``MAILER_RATE_LIMIT`` moves it forward
+    by one interval per message. Only used while a rate limit is set.
+    """
+
+    __tablename__ = "outbox_send_rate"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())

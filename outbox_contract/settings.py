@@ -13,13 +13,15 @@ import os
 from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE_PATH = Path("var") / "outbox.db"  # relative to the working directory
 DEFAULT_SENDER = "Outbox Demo <no-reply@example.com>"
+
+D = TypeVar("D")  # a parser's default: a value, or None for "unset means off"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -50,11 +52,11 @@ def parse_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
 def parse_int(
     environ: Mapping[str, str],
     name: str,
-    default: int,
+    default: D,
     *,
     minimum: int,
     maximum: int | None = None,
-) -> int:
+) -> int | D:
     """Read an integer in ``[minimum, maximum]``."""
     value = raw(environ, name)
     if value is None:
@@ -70,8 +72,8 @@ def parse_int(
     return number
 
 
-def parse_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    """Read a duration in seconds: a finite number greater than 0."""
+def parse_positive(environ: Mapping[str, str], name: str, default: D) -> float | D:
+    """Read a finite number greater than 0, such as seconds or a rate."""
     value = raw(environ, name)
     if value is None:
         return default
@@ -82,6 +84,16 @@ def parse_seconds(environ: Mapping[str, str], name: str, default: float) -> floa
     if not (number > 0 and math.isfinite(number)):
         raise ConfigError(f"{name} must be greater than 0, got {value}")
     return number
+
+
+def parse_choice(
+    environ: Mapping[str, str], name: str, choices: tuple[str, ...]
+) -> str:
+    """Read one of ``choices``, ignoring case; unset means the first."""
+    value = (raw(environ, name) or choices[0]).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def database_url(environ: Mapping[str, str] = os.environ) -> URL:

@@ -15,8 +15,12 @@ END;
 UPDATE outbox
 SET status = 'pending',
     attempts = 0,
+    send_started_at = NULL,
     available_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
-WHERE id IN :ids AND status = 'failed'
+WHERE id IN :ids AND status = 'failed' AND NOT EXISTS (
+      SELECT 1 FROM outbox AS other
+      WHERE other.dedupe_key = outbox.dedupe_key
+        AND other.status IN ('pending', 'sending'))
 RETURNING id;
 
 -- name: statuses --
@@ -30,16 +34,24 @@ WHERE id IN :ids;
 UPDATE outbox
 SET status = 'pending',
     attempts = 0,
+    send_started_at = NULL,
     available_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
-WHERE status = 'failed';
+WHERE status = 'failed' AND NOT EXISTS (
+      SELECT 1 FROM outbox AS other
+      WHERE other.dedupe_key = outbox.dedupe_key
+        AND other.status IN ('pending', 'sending'));
 
 -- name: requeue_failed_since --
 -- The same, for failed rows whose last attempt was in the last :seconds.
 UPDATE outbox
 SET status = 'pending',
     attempts = 0,
+    send_started_at = NULL,
     available_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
-WHERE status = 'failed'
+WHERE status = 'failed' AND NOT EXISTS (
+      SELECT 1 FROM outbox AS other
+      WHERE other.dedupe_key = outbox.dedupe_key
+        AND other.status IN ('pending', 'sending'))
   AND last_attempt_at >= strftime('%Y-%m-%d %H:%M:%f', 'now',
                                   printf('%+.3f seconds', -:seconds));
 

@@ -4,7 +4,8 @@
 -- Times come from the database clock, so replicas never compare skewed clocks.
 
 -- name: claim_due --
--- Lease up to :batch_size due rows: pending ones, and sending ones whose lease expired.
+-- Lease up to :batch_size due rows, most urgent priority first: pending ones, and
+-- sending ones whose lease expired (send_started_at tells whether a send began).
 UPDATE outbox
 SET status = 'sending',
     locked_by = :worker_id,
@@ -15,11 +16,12 @@ WHERE id IN (
     WHERE status IN ('pending', 'sending')
       AND available_at <= now()
       AND (status = 'pending' OR locked_until < now())
-    ORDER BY available_at, id
+    ORDER BY priority, available_at, id
     LIMIT :batch_size
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, recipient, subject, body_text, body_html, message_id, attempts;
+RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
+          send_started_at;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.
@@ -47,6 +49,7 @@ SET status = 'pending',
     last_attempt_at = now(),
     last_error = :error,
     available_at = now() + make_interval(secs => :delay_seconds),
+    send_started_at = NULL,
     locked_by = NULL,
     locked_until = NULL
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
@@ -62,6 +65,12 @@ SET status = 'failed',
     locked_until = NULL
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
+-- name: mark_started --
+-- MAILER_ON_AMBIGUOUS=hold: the send of this row begins now.
+UPDATE outbox
+SET send_started_at = now()
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+
 -- name: release --
 -- Hand rows back untouched (shutdown, or the connection died): no attempt charged.
 UPDATE outbox
@@ -69,3 +78,33 @@ SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
+
+-- name: take_send_turn --
+-- The fleet-wide rate limit (GCRA): take the next send time if it has come, less
+-- :tolerance seconds of allowed burst, and push it on by :interval. Returns 0
+-- when this send may go now, else the seconds until it may.
+WITH meter AS (
+    SELECT next_at FROM outbox_send_rate WHERE id = 1 FOR UPDATE
+), taken AS (
+    UPDATE outbox_send_rate
+    SET next_at = greatest(meter.next_at, clock_timestamp())
+                  + make_interval(secs => :interval)
+    FROM meter
+    WHERE outbox_send_rate.id = 1
+      AND meter.next_at - make_interval(secs => :tolerance) <= clock_timestamp()
+    RETURNING 1
+)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM taken) THEN 0.0
+            ELSE greatest(0.001, EXTRACT(EPOCH FROM meter.next_at
+                 - make_interval(secs => :tolerance) - clock_timestamp()))
+       END AS wait_seconds
+FROM meter;
+
+-- name: take_connection_slot --
+-- MAILER_MAX_CONNECTIONS: hold slot :slot for this database session, if free.
+-- The server frees it when the session ends, so a dead mailer leaks no slot.
+SELECT pg_try_advisory_lock(:lock_class, :slot);
+
+-- name: give_connection_slot --
+-- Hand slot :slot back.
+SELECT pg_advisory_unlock(:lock_class, :slot);

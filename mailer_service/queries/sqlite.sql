@@ -4,7 +4,8 @@
 -- Times are UTC text with milliseconds, from SQLite's own clock.
 
 -- name: claim_due --
--- Lease up to :batch_size due rows: pending ones, and sending ones whose lease expired.
+-- Lease up to :batch_size due rows, most urgent priority first: pending ones, and
+-- sending ones whose lease expired (send_started_at tells whether a send began).
 UPDATE outbox
 SET status = 'sending',
     locked_by = :worker_id,
@@ -16,10 +17,11 @@ WHERE id IN (
     WHERE status IN ('pending', 'sending')
       AND available_at <= strftime('%Y-%m-%d %H:%M:%f', 'now')
       AND (status = 'pending' OR locked_until < strftime('%Y-%m-%d %H:%M:%f', 'now'))
-    ORDER BY available_at, id
+    ORDER BY priority, available_at, id
     LIMIT :batch_size
 )
-RETURNING id, recipient, subject, body_text, body_html, message_id, attempts;
+RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
+          send_started_at;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.
@@ -49,6 +51,7 @@ SET status = 'pending',
     last_error = :error,
     available_at = strftime('%Y-%m-%d %H:%M:%f', 'now',
                             printf('%+.3f seconds', :delay_seconds)),
+    send_started_at = NULL,
     locked_by = NULL,
     locked_until = NULL
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
@@ -62,6 +65,12 @@ SET status = 'failed',
     last_error = :error,
     locked_by = NULL,
     locked_until = NULL
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+
+-- name: mark_started --
+-- MAILER_ON_AMBIGUOUS=hold: the send of this row begins now.
+UPDATE outbox
+SET send_started_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
 -- name: release --

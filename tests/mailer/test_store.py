@@ -29,13 +29,17 @@ def stores(engine):
         connection.close()
 
 
+# The fleet-wide limits need PostgreSQL; the mailer refuses them on SQLite.
+POSTGRESQL_ONLY = ["take_send_turn", "take_connection_slot", "give_connection_slot"]
+
+
 def test_both_dialects_define_the_same_statements():
     names = {
         path.stem: re.findall(r"^-- name: (\w+) --$", path.read_text(), re.M)
         for path in QUERIES.glob("*.sql")
         if path.stem in ("postgresql", "sqlite")
     }
-    assert names["postgresql"] == names["sqlite"]
+    assert names["postgresql"] == names["sqlite"] + POSTGRESQL_ONLY
     assert set(load_queries("sqlite")) == set(names["sqlite"])
 
 

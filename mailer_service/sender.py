@@ -1,0 +1,138 @@
+"""One sender: an SMTP connection's loop of claim, send and record.
+
+A tick runs ``MAILER_CONCURRENCY`` of these side by side, each on its own SMTP
+connection and its own database connection. Every outcome is committed as
+soon as the server has answered, so a crash repeats at most the message each
+sender had in flight. No transaction is open while SMTP is talked to.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailer_service.config import RelaySettings
+from mailer_service.lease import Lease
+from mailer_service.limits import ConnectionSlots, SendRate, Throttle
+from mailer_service.outcomes import Outcomes
+from mailer_service.pause import SmtpPause
+from mailer_service.policy import Failure
+from mailer_service.smtp import TimeoutConnection, send_row
+from mailer_service.store import ClaimedRow, OutboxStore
+
+logger = logging.getLogger(__name__)
+
+AMBIGUOUS = (
+    "ambiguous: a mailer stopped after starting this send, so it may have been"
+    " delivered (MAILER_ON_AMBIGUOUS=hold); check, then `outbox retry` it"
+)
+
+
+@dataclass
+class Sender:
+    """What every sender of one mailer process shares; ``drain`` is one sender."""
+
+    settings: RelaySettings
+    worker_id: str
+    stopping: threading.Event
+    outcomes: Outcomes
+    pause: SmtpPause
+    throttle: Throttle
+    rate: SendRate | None = None
+    slots: ConnectionSlots | None = None
+
+    @property
+    def hold(self) -> bool:
+        """Tell whether an interrupted send must be held for a person to check."""
+        return self.settings.on_ambiguous == "hold"
+
+    def drain(self, store: OutboxStore) -> int:
+        """Claim and deliver batches over one connection until none are due."""
+        slot = self.slots.take(store) if self.slots else None
+        if self.slots and slot is None:
+            return 0  # every fleet-wide SMTP connection is in use: claim nothing
+        connection = TimeoutConnection(self.settings.mail_timeout)
+        finished = 0
+        try:
+            while not self.stopping.is_set() and not self.pause.active:
+                since = time.monotonic()
+                rows = store.claim_due_rows(self.settings.batch_size)
+                if not rows:
+                    break
+                count, failure = self.deliver_batch(store, connection, rows, since)
+                finished += count
+                if failure is not None:
+                    if failure.slow_down:
+                        self.throttle.slow_down(self.worker_id)
+                    self.pause.connection_failed(self.worker_id)
+                    break
+                self.pause.connection_worked()
+                if len(rows) < self.settings.batch_size:
+                    break
+        finally:
+            connection.close()
+            if self.slots and slot is not None:
+                self.slots.give(store, slot)
+        return finished
+
+    def deliver_batch(
+        self,
+        store: OutboxStore,
+        connection: TimeoutConnection,
+        rows: list[ClaimedRow],
+        since: float,
+    ) -> tuple[int, Failure | None]:
+        """Send ``rows`` in order; return (rows finished, the failure that ended it)."""
+        lease = Lease(store, rows, since)
+        finished, ended_by = 0, None
+        try:
+            for row in rows:
+                if self.stopping.is_set() or ended_by is not None:
+                    break
+                if self.hold and row.send_started_at is not None:
+                    lease.finish(row.id)
+                    self.outcomes.record(
+                        store, row, Failure(AMBIGUOUS, permanent=True), 0.0,
+                        self.worker_id,
+                    )  # fmt: skip
+                    continue
+                if self.rate and not self.rate.wait_for_turn(store):
+                    break  # stopping while waiting for a turn
+                if not self.owns(store, lease, row):
+                    continue
+                started = time.monotonic()
+                failure = send_row(connection, row)
+                lease.finish(row.id)
+                took = time.monotonic() - started
+                self.outcomes.record(store, row, failure, took, self.worker_id)
+                finished += 1
+                if failure is not None and (
+                    failure.connection_lost or failure.slow_down
+                ):
+                    ended_by = failure
+            # Whatever was not attempted goes back now, not when the lease ends.
+            released = lease.release_all()
+            if released:
+                logger.info(
+                    "released %d unsent rows", released, extra={"action": "release"}
+                )
+        except SQLAlchemyError:
+            self.outcomes.carry_release(lease.held)
+            raise
+        return finished, ended_by
+
+    def owns(self, store: OutboxStore, lease: Lease, row: ClaimedRow) -> bool:
+        """Make sure the row is still ours to send (and, under hold, mark it)."""
+        if lease.holds(row.id) and (not self.hold or store.mark_started(row.id)):
+            return True
+        lease.finish(row.id)
+        logger.warning(
+            "outbox_id=%d lease lost before sending; skipped",
+            row.id,
+            extra={"action": "lease_lost", "outbox_id": row.id},
+        )
+        return False
