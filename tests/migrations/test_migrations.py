@@ -32,13 +32,13 @@ def drift(url: URL) -> list:
 
 def test_migrations_upgrade_downgrade_upgrade(empty_url):
     migrate(empty_url)
-    assert tables(empty_url) == {"users", "outbox"}
+    assert tables(empty_url) == {"users", "outbox", "idempotency_keys"}
 
     migrate(empty_url, "downgrade", "base")
     assert tables(empty_url) == set()
 
     migrate(empty_url, "upgrade", "head")
-    assert tables(empty_url) == {"users", "outbox"}
+    assert tables(empty_url) == {"users", "outbox", "idempotency_keys"}
 
 
 def test_migrations_match_the_models(empty_url):
