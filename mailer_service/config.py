@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from outbox_contract.settings import (
     parse_int,
     parse_seconds,
 )
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAIL_TIMEOUT = 30.0  # seconds for each SMTP connect and command
 DEFAULT_POLL_INTERVAL = 1.0  # seconds between looks at the outbox when idle
@@ -81,8 +84,15 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
 def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Return the Flask config of the mailer app (database and Flask-Mail)."""
     url = database_url(environ)
+    mail = mail_settings(environ)
+    if not mail["MAIL_TLS_VERIFY"]:
+        logger.warning(
+            "MAIL_TLS_VERIFY=false: the SMTP server's certificate is not checked,"
+            " so anyone on the path can read the mail and the password",
+            extra={"action": "tls_unverified"},
+        )
     return {
         "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False),
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
-        **mail_settings(environ),
+        **mail,
     }
