@@ -84,6 +84,13 @@ def engine(database_url: URL) -> Iterator[Engine]:
     engine.dispose()
 
 
+# What every test app gets unless a test says otherwise: PostgreSQL apps need a
+# SECRET_KEY.
+TEST_APP_ENV = {
+    "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+}
+
+
 def url_string(url: URL) -> str:
     """Render ``url`` with its password, as a child process's DATABASE_URL."""
     return url.render_as_string(hide_password=False)
@@ -95,7 +102,9 @@ def make_app_for() -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def make(url: URL, **env: str) -> Flask:
-        apps.append(create_app({"DATABASE_URL": url_string(url), **env}))
+        apps.append(
+            create_app({"DATABASE_URL": url_string(url), **TEST_APP_ENV, **env})
+        )
         return apps[-1]
 
     yield make

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from signup_service import create_app
+from tests.conftest import TEST_APP_ENV
 
 
 def rows(engine: Engine, sql: str) -> list[tuple]:
@@ -207,7 +208,8 @@ def test_readyz_is_503_when_database_is_unreachable():
         port = sock.getsockname()[1]
     app = create_app(
         {
-            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2"
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2",
+            **TEST_APP_ENV,
         }
     )
 
@@ -223,7 +225,7 @@ def test_signup_is_503_when_database_is_unreachable():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2"
-    app = create_app({"DATABASE_URL": url})
+    app = create_app({"DATABASE_URL": url, **TEST_APP_ENV})
 
     response = app.test_client().post("/signup", json={"email": "a@example.com"})
 
