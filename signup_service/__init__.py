@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from outbox_contract.logs import configure_logging
-from signup_service import cli, database, security
+from signup_service import cli, database, limits, security
 from signup_service.config import signup_settings
 from signup_service.confirm import bp as confirm_bp
 from signup_service.views import bp
@@ -39,5 +39,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(bp)
     app.register_blueprint(confirm_bp)
     security.init_app(app)
+    limits.init_app(app)
     cli.init_app(app)
     return app

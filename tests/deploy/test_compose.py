@@ -143,7 +143,10 @@ def test_compose_services_start_in_order(config):
     }
 
     assert conditions["migrate"] == {"postgres": "service_healthy"}
-    assert conditions["signup"] == {"migrate": "service_completed_successfully"}
+    assert conditions["signup"] == {
+        "migrate": "service_completed_successfully",
+        "redis": "service_healthy",
+    }
     assert conditions["mailer"]["migrate"] == "service_completed_successfully"
 
 
