@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from outbox_contract.logs import configure_logging
-from signup_service import cli, database, limits, security
+from signup_service import cli, database, limits, openapi, security
 from signup_service.config import signup_settings
 from signup_service.confirm import bp as confirm_bp
 from signup_service.views import bp
@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """Build the signup app from ``environ`` (the process environment by default)."""
-    app = Flask(__name__)
+    # No static folder: every route is an endpoint of ours (see openapi.py).
+    app = Flask(__name__, static_folder=None)
     app.config.update(signup_settings(os.environ if environ is None else environ))
     configure_logging()
     if app.config["SECRET_KEY"] is None:
@@ -38,6 +39,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     database.init_app(app)
     app.register_blueprint(bp)
     app.register_blueprint(confirm_bp)
+    app.register_blueprint(openapi.bp)
     security.init_app(app)
     limits.init_app(app)
     cli.init_app(app)

@@ -128,4 +128,9 @@ def http_error(err: HTTPException) -> tuple[Response, int]:
     """Answer every HTTP error, 404 and 413 included, as JSON."""
     if isinstance(err, RequestEntityTooLarge):
         return error(413, f"request body must be at most {MAX_REQUEST_BYTES} bytes")
-    return error(err.code or 500, err.description or err.name)
+    response, status = error(err.code or 500, err.description or err.name)
+    # Keep the headers the error carries, such as Allow on a 405.
+    for name, value in err.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
