@@ -15,10 +15,18 @@ $(STAMP): pyproject.toml
 ## run: the whole system, embedded: signup on :8000, a mailer, and a local SMTP sink
 # The Procfile names bare commands, so the venv goes first on PATH. The SMTP sink's
 # maildir needs new/, cur/ and tmp/ (Maildir only creates them with var/mail).
-run: $(STAMP)
+# SECRET_KEY signs the confirmation links: a SECRET_KEY of your own wins, else the
+# development key in var/secret_key, made once, so links survive a restart.
+run: $(STAMP) var/secret_key
 	$(BIN)/alembic upgrade head
 	mkdir -p var/mail/new var/mail/cur var/mail/tmp
+	SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" \
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
+
+# Development only: var/ is git-ignored and never goes into the image.
+var/secret_key:
+	mkdir -p var
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 
 ## test: lint, then the whole test suite
 test: lint

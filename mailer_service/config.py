@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from outbox_contract.settings import (
     parse_int,
     parse_positive,
 )
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAIL_TIMEOUT = 30.0  # seconds for each SMTP connect and command
 DEFAULT_POLL_INTERVAL = 1.0  # seconds between looks at the outbox when idle
@@ -108,16 +111,23 @@ def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         ):
             if value is not None:
                 raise ConfigError(f"{name} needs PostgreSQL (DATABASE_URL)")
+    mail = mail_settings(environ)
+    if not mail["MAIL_TLS_VERIFY"]:
+        logger.warning(
+            "MAIL_TLS_VERIFY=false: the SMTP server's certificate is not checked,"
+            " so anyone on the path can read the mail and the password",
+            extra={"action": "tls_unverified"},
+        )
     options = engine_options(url)
     # Every sender thread holds a connection while it works, and the tick one more.
     options["pool_size"] = relay.concurrency + 1
     if url.get_backend_name() == "postgresql" and "options" not in url.query:
         # Outcome commits need not wait for the WAL flush: a mailer crash cannot
         # lose them, and a PostgreSQL crash loses at most its last ~0.6 s of
-        # them, whose messages are then sent again (see README, Guarantees).
+        # them, whose messages are then sent again (see docs/delivery.md).
         options["connect_args"]["options"] = ASYNC_COMMIT_OPTION
     return {
         "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False),
         "SQLALCHEMY_ENGINE_OPTIONS": options,
-        **mail_settings(environ),
+        **mail,
     }

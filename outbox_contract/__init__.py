@@ -3,8 +3,8 @@
 Both services, the migrations and the benchmark stand on this package; it
 imports neither service, and no Flask. It holds:
 
-- :mod:`outbox_contract.schema`: the ``users`` and ``outbox`` tables, declared
-  once (the migrations are checked against it);
+- :mod:`outbox_contract.schema`: the ``users``, ``idempotency_keys`` and
+  ``outbox`` tables, declared once (the migrations are checked against it);
 - :mod:`outbox_contract.enqueue`: :func:`enqueue_email`, the one way for any
   producer to queue a mail inside its own transaction;
 - :mod:`outbox_contract.settings`: ``DATABASE_URL``, ``MAIL_*`` and the
@@ -23,6 +23,7 @@ from outbox_contract.schema import (
     SENT,
     STATUSES,
     Base,
+    IdempotencyKey,
     Outbox,
     User,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "STATUSES",
     "Base",
     "ConfigError",
+    "IdempotencyKey",
     "Outbox",
     "User",
     "enqueue_email",

@@ -1,9 +1,11 @@
-"""The schema, declared once: the ``users`` table and the ``outbox`` table.
+"""The schema, declared once: ``users``, ``idempotency_keys`` and ``outbox``.
 
 The outbox table is the contract between the two services. Producers insert
 rows (:func:`outbox_contract.enqueue_email`); the mailer claims and updates
-them with the SQL in ``mailer_service/queries``. Alembic migrations are checked
-against these declarations, so a change here needs a migration.
+them with the SQL in ``mailer_service/queries``. ``idempotency_keys`` belongs to
+the signup service alone but is declared here too, since the migrations see
+only this MetaData. Alembic migrations are checked against these
+declarations, so a change here needs a migration.
 """
 
 from __future__ import annotations
@@ -74,6 +76,32 @@ class User(Base):
     email: Mapped[str] = mapped_column(Text, unique=True)
     name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    # Set when the user follows the link in the welcome mail (double opt-in).
+    confirmed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a ``POST /signup`` that carried an ``Idempotency-Key``.
+
+    Written in the signup's own transaction and pointing at the user it
+    created, so a key never exists without its user, nor that user without
+    the key it was created under.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    # SHA-256 of the request's fields: a reuse with another body is refused.
+    request_hash: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    response_status: Mapped[int] = mapped_column(SmallInteger)
+    response_body: Mapped[str] = mapped_column(Text)
+    # Serves the purge of keys older than their 24 hours.
+    created_at: Mapped[datetime] = mapped_column(
+        Timestamp, server_default=func.now(), index=True
+    )
 
 
 class Outbox(Base):

@@ -138,6 +138,9 @@ def mail_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "MAIL_USERNAME": raw(environ, "MAIL_USERNAME"),
         "MAIL_PASSWORD": raw(environ, "MAIL_PASSWORD"),
         "MAIL_DEFAULT_SENDER": raw(environ, "MAIL_DEFAULT_SENDER") or DEFAULT_SENDER,
+        # TLS checks the server's certificate and name unless told not to.
+        "MAIL_TLS_VERIFY": parse_bool(environ, "MAIL_TLS_VERIFY", True),
+        "MAIL_TLS_CA_FILE": _ca_file(environ),
         # Flask-Mail suppresses sending whenever app.testing is true; never let a
         # test flag turn the relay into a silent no-op.
         "MAIL_SUPPRESS_SEND": False,
@@ -146,5 +149,18 @@ def mail_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         raise ConfigError("MAIL_USE_TLS and MAIL_USE_SSL cannot both be true")
     if bool(settings["MAIL_USERNAME"]) != bool(settings["MAIL_PASSWORD"]):
         raise ConfigError("MAIL_USERNAME and MAIL_PASSWORD must be set together")
+    if settings["MAIL_TLS_CA_FILE"] and not settings["MAIL_TLS_VERIFY"]:
+        raise ConfigError("MAIL_TLS_CA_FILE has no use with MAIL_TLS_VERIFY=false")
     sender_domain(settings["MAIL_DEFAULT_SENDER"])
     return settings
+
+
+def _ca_file(environ: Mapping[str, str]) -> str | None:
+    """Return ``MAIL_TLS_CA_FILE``, a readable PEM file of trusted CAs, if set."""
+    value = raw(environ, "MAIL_TLS_CA_FILE")
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"MAIL_TLS_CA_FILE is not a readable file: {value}")
+    return str(path.resolve())

@@ -11,6 +11,8 @@ from flask import Request
 
 MAX_EMAIL_LENGTH = 254  # characters, the SMTP path limit (RFC 5321, with errata)
 MAX_NAME_LENGTH = 100  # characters
+# Unicode categories a name may not contain: controls, format and line breaks.
+FORBIDDEN_NAME_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
 
 class UnreadableBody(Exception):
@@ -82,7 +84,7 @@ def _parse_name(fields: dict[str, Any]) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidSignup("name must be a string")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+    if any(unicodedata.category(c) in FORBIDDEN_NAME_CATEGORIES for c in value):
         raise InvalidSignup("name must not contain control characters")
     value = value.strip()
     if len(value) > MAX_NAME_LENGTH:

@@ -1,4 +1,4 @@
-"""HTTP endpoints: ``POST /signup`` and the health checks.
+"""HTTP endpoints: ``POST /signup``, the health checks and the JSON errors.
 
 The transaction boundary of the outbox pattern is in :func:`signup`: the user
 row and its welcome email are committed together, or neither is.
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from outbox_contract import User
+from signup_service import idempotency
 from signup_service.config import MAX_REQUEST_BYTES
 from signup_service.database import db
 from signup_service.validation import (
@@ -35,13 +36,23 @@ def error(status: int, message: str) -> tuple[Response, int]:
 
 
 @bp.post("/signup")
-def signup() -> tuple[Response, int]:
-    """Create a user and queue the welcome email in one transaction."""
+def signup() -> Response | tuple[Response, int]:
+    """Create a user and queue the welcome email in one transaction.
+
+    With an ``Idempotency-Key`` the key and its answer join that transaction,
+    and a repeat of the request gets the stored answer instead.
+    """
     try:
-        form = parse_signup(read_fields(request))
-    except UnreadableBody as err:
+        key = idempotency.request_key(request)
+        fields = read_fields(request)
+    except (idempotency.BadKey, UnreadableBody) as err:
         return error(400, str(err))
-    except InvalidSignup as err:
+    request_hash = idempotency.fingerprint(fields)
+    try:
+        if key and (stored := idempotency.stored_answer(db.session, key, request_hash)):
+            return stored.response()
+        form = parse_signup(fields)
+    except (idempotency.KeyReused, InvalidSignup) as err:
         return error(422, str(err))
 
     user = User(email=form.email, name=form.name)
@@ -50,14 +61,35 @@ def signup() -> tuple[Response, int]:
         db.session.flush()  # assigns user.id; a taken email fails here
         user_id = user.id  # read now: commit expires the object
         enqueue_welcome_email(db.session, user)
+        response = jsonify(id=user_id, email=form.email, name=form.name)
+        if key:
+            answer = idempotency.StoredAnswer(201, response.get_data(as_text=True))
+            idempotency.remember(db.session, key, request_hash, user_id, answer)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        if _email_taken(form.email):
-            return error(409, "email is already registered")
-        raise  # some other constraint failed: a server fault, not the client's
+        answer = _conflict(form.email, key, request_hash)
+        if answer is None:
+            raise  # some other constraint failed: a server fault, not the client's
+        return answer
     logger.info("signup", extra={"action": "signup", "user_id": user_id})
-    return jsonify(id=user_id, email=form.email, name=form.name), 201
+    return response, 201
+
+
+def _conflict(
+    email: str, key: str | None, request_hash: str
+) -> Response | tuple[Response, int] | None:
+    """Answer a failed insert: a concurrent twin with our key, or a taken email."""
+    if key:
+        # The other request with this key committed first: answer as it did.
+        try:
+            if stored := idempotency.stored_answer(db.session, key, request_hash):
+                return stored.response()
+        except idempotency.KeyReused as err:
+            return error(422, str(err))
+    if _email_taken(email):
+        return error(409, "email is already registered")
+    return None
 
 
 def _email_taken(email: str) -> bool:
@@ -96,4 +128,9 @@ def http_error(err: HTTPException) -> tuple[Response, int]:
     """Answer every HTTP error, 404 and 413 included, as JSON."""
     if isinstance(err, RequestEntityTooLarge):
         return error(413, f"request body must be at most {MAX_REQUEST_BYTES} bytes")
-    return error(err.code or 500, err.description or err.name)
+    response, status = error(err.code or 500, err.description or err.name)
+    # Keep the headers the error carries, such as Allow on a 405.
+    for name, value in err.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status

@@ -14,6 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from signup_service import create_app
 from signup_service.database import db
+from tests.support.apps import TEST_APP_ENV
 from tests.support.databases import (
     PostgresServer,
     PostgresUnavailable,
@@ -98,7 +99,9 @@ def make_app_for() -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def make(url: URL, **env: str) -> Flask:
-        apps.append(create_app({"DATABASE_URL": url_string(url), **env}))
+        apps.append(
+            create_app({"DATABASE_URL": url_string(url), **TEST_APP_ENV, **env})
+        )
         return apps[-1]
 
     yield make

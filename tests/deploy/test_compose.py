@@ -79,7 +79,9 @@ def test_compose_database_url_carries_the_postgres_password(config):
         assert service_env(config, service)["DATABASE_URL"] == (
             "postgresql://postgres:not-a-real-password@postgres:5432/postgres"
         )
-    assert service_env(config, "postgres") == DOTENV
+    assert service_env(config, "postgres") == {
+        "POSTGRES_PASSWORD": DOTENV["POSTGRES_PASSWORD"]
+    }
 
 
 def test_compose_app_env_is_a_valid_configuration(config):
@@ -141,7 +143,10 @@ def test_compose_services_start_in_order(config):
     }
 
     assert conditions["migrate"] == {"postgres": "service_healthy"}
-    assert conditions["signup"] == {"migrate": "service_completed_successfully"}
+    assert conditions["signup"] == {
+        "migrate": "service_completed_successfully",
+        "redis": "service_healthy",
+    }
     assert conditions["mailer"]["migrate"] == "service_completed_successfully"
 
 

@@ -91,7 +91,13 @@ def test_compose_migrate_command_creates_the_schema(config, image_workdir, empty
         version = connection.execute(text("SELECT version_num FROM alembic_version"))
         revision = version.scalar_one()
     engine.dispose()
-    assert tables == {"users", "outbox", "alembic_version"}
+    assert tables == {
+        "users",
+        "outbox",
+        "outbox_send_rate",
+        "idempotency_keys",
+        "alembic_version",
+    }
     assert revision == head_revision(image_workdir / "pyproject.toml")
 
 

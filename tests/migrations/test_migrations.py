@@ -30,15 +30,28 @@ def drift(url: URL) -> list:
     return diff
 
 
+TABLES = {"users", "outbox", "outbox_send_rate", "idempotency_keys"}
+
+
 def test_migrations_upgrade_downgrade_upgrade(empty_url):
     migrate(empty_url)
-    assert tables(empty_url) == {"users", "outbox", "outbox_send_rate"}
+    assert tables(empty_url) == {
+        "users",
+        "outbox",
+        "outbox_send_rate",
+        "idempotency_keys",
+    }
 
     migrate(empty_url, "downgrade", "base")
     assert tables(empty_url) == set()
 
     migrate(empty_url, "upgrade", "head")
-    assert tables(empty_url) == {"users", "outbox", "outbox_send_rate"}
+    assert tables(empty_url) == {
+        "users",
+        "outbox",
+        "outbox_send_rate",
+        "idempotency_keys",
+    }
 
 
 def test_migrations_match_the_models(empty_url):

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from signup_service import create_app
+from tests.support.apps import TEST_APP_ENV
 from tests.support.outbox import counts, rows
 from tests.support.processes import free_port, wait_until
 from tests.support.smtp import HangingServer
@@ -192,7 +193,8 @@ def test_readyz_is_503_when_database_is_unreachable():
     port = free_port()  # nobody listens there
     app = create_app(
         {
-            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2"
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2",
+            **TEST_APP_ENV,
         }
     )
 
@@ -206,7 +208,7 @@ def test_readyz_is_503_when_database_is_unreachable():
 def test_signup_is_503_when_database_is_unreachable():
     port = free_port()  # nobody listens there
     url = f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2"
-    app = create_app({"DATABASE_URL": url})
+    app = create_app({"DATABASE_URL": url, **TEST_APP_ENV})
 
     response = app.test_client().post("/signup", json={"email": "a@example.com"})
 

@@ -15,6 +15,7 @@ from outbox_contract.settings import (
 )
 from signup_service import create_app
 from signup_service.config import signup_settings
+from tests.support.apps import TEST_APP_ENV
 from tests.support.smtp import HangingServer
 
 
@@ -133,7 +134,7 @@ def test_signup_gives_up_on_a_silent_database_server():
     """A server that accepts TCP and never answers: 503, not a hung request."""
     with HangingServer() as silent:
         url = f"postgresql://u@127.0.0.1:{silent.port}/app?connect_timeout=1"
-        client = create_app({"DATABASE_URL": url}).test_client()
+        client = create_app({"DATABASE_URL": url, **TEST_APP_ENV}).test_client()
 
         response = client.post("/signup", json={"email": "a@example.com"})
 

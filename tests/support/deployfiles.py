@@ -25,7 +25,11 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 PACKAGES = ("outbox_contract", "signup_service", "mailer_service")
-DOTENV = {"POSTGRES_PASSWORD": "not-a-real-password"}  # the one required value
+# The required values.
+DOTENV = {
+    "POSTGRES_PASSWORD": "not-a-real-password",
+    "SECRET_KEY": "not-a-real-secret-key-but-long-enough-42",
+}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME, $$
 _VARIABLE = re.compile(
