@@ -12,18 +12,24 @@ import click
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from mailer_service import create_app
+from mailer_service import create_app, db
 from mailer_service.config import relay_settings
 from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
+from mailer_service.retention import redact_sent, redaction_key
+from mailer_service.store import load_queries
 from outbox_contract.logs import configure_logging as configure_root_logging
 from outbox_contract.settings import ConfigError
 
 logger = logging.getLogger("mailer_service")
 
 JOB_ID = "relay"
+RETENTION_EVERY = 3600  # seconds between retention runs
+DAY = 86400  # seconds
 
 
 class _SkippedRunFilter(logging.Filter):
@@ -63,6 +69,33 @@ def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:
         next_run_time=datetime.now(UTC),
     )
     return scheduler
+
+
+def add_retention_job(
+    scheduler: BlockingScheduler, app: Flask, days: int, key: bytes
+) -> None:
+    """Redact sent rows older than ``days``, in batches, every RETENTION_EVERY."""
+
+    def redact_old_sent() -> None:
+        """One retention run; a database error waits for the next run."""
+        with app.app_context():
+            dialect = db.engine.dialect.name
+            try:
+                redact_sent(
+                    db.engine, load_queries(f"admin_{dialect}"), days * DAY, key
+                )
+            except SQLAlchemyError:
+                logger.exception("retention run failed", extra={"action": "redact"})
+
+    scheduler.add_job(
+        redact_old_sent,
+        "interval",
+        seconds=RETENTION_EVERY,
+        id="retention",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
 
 
 def tick_now(relay: Relay, scheduler: BlockingScheduler) -> None:
@@ -119,6 +152,7 @@ def main(once: bool) -> None:
     try:
         settings = relay_settings()
         app = create_app()
+        key = redaction_key() if settings.retention_days else None
     except ConfigError as err:
         click.echo(f"mailer-service: configuration error: {err}", err=True)
         sys.exit(2)
@@ -129,6 +163,8 @@ def main(once: bool) -> None:
         relay.join()
         return
     scheduler = build_scheduler(relay, settings.poll_interval)
+    if settings.retention_days and key:
+        add_retention_job(scheduler, app, settings.retention_days, key)
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     listener = start_listener(relay, scheduler, url)
     stop_on_signals(relay, scheduler, listener)

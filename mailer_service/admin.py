@@ -20,6 +20,7 @@ from sqlalchemy import Engine, TextClause
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from mailer_service.retention import recipient_hash, redact_sent, redaction_key
 from mailer_service.store import load_queries
 from outbox_contract.database import make_engine
 from outbox_contract.settings import ConfigError
@@ -207,6 +208,68 @@ def purge(older_than: int, batch_size: int) -> None:
                 break
     logger.info("purged sent rows", extra={"action": "purge", "count": deleted})
     click.echo(f"purged {deleted} sent rows in {batches} batch(es)")
+
+
+@cli.command()
+@click.option(
+    "--sent-older-than",
+    "older_than",
+    type=Duration(),
+    required=True,
+    help="Redact sent rows delivered longer ago than this, e.g. 30d.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PURGE_BATCH_SIZE,
+    show_default=True,
+    help="Rows redacted per transaction.",
+)
+def redact(older_than: int, batch_size: int) -> None:
+    """Blank the body and recipient of old sent rows, keeping an audit record.
+
+    Each redacted row keeps its id, status, timestamps and Message-ID, and a
+    keyed hash of the recipient (MAILER_REDACTION_KEY), so `outbox mailed
+    ADDRESS` can still tell whether an address was mailed. Only sent rows are
+    touched, never queued ones. MAILER_RETENTION_DAYS does this on a schedule.
+    """
+    try:
+        key = redaction_key()
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    with _database() as (engine, queries):
+        count, batches = redact_sent(
+            engine, queries, float(older_than), key, batch_size
+        )
+    click.echo(f"redacted {count} sent rows in {batches} batch(es)")
+
+
+@cli.command()
+@click.argument("address")
+def mailed(address: str) -> None:
+    """Tell whether ADDRESS was mailed, including in redacted rows.
+
+    Needs MAILER_REDACTION_KEY, the key the rows were redacted with. Exits
+    with status 1 when no row matches.
+    """
+    try:
+        key = redaction_key()
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    params = {
+        "recipient": address.strip().lower(),
+        "recipient_hash": recipient_hash(key, address),
+    }
+    with _database() as (engine, queries), engine.begin() as connection:
+        rows = connection.execute(queries["mailed"], params).all()
+    for row in rows:
+        click.echo(
+            f"{row.id} {row.status} created {row.created_at} sent {row.sent_at or '-'}"
+            f" {row.message_id}{' (redacted)' if row.redacted else ''}"
+        )
+    if not rows:
+        click.echo("no mail to that address", err=True)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

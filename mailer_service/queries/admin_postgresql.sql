@@ -67,3 +67,32 @@ WHERE id IN (
     LIMIT :batch_size
     FOR UPDATE SKIP LOCKED
 );
+
+-- name: redactable_batch --
+-- Up to :batch_size sent rows delivered more than :seconds ago, not yet redacted.
+-- Only 'sent' rows are ever chosen: queued mail is never touched.
+SELECT id, recipient
+FROM outbox
+WHERE status = 'sent'
+  AND sent_at < now() - make_interval(secs => :seconds)
+  AND recipient_hash IS NULL
+ORDER BY id
+LIMIT :batch_size
+FOR UPDATE SKIP LOCKED;
+
+-- name: redact_row --
+-- Blank the body and recipient of one sent row, keeping a keyed hash of the address.
+UPDATE outbox
+SET recipient = '',
+    body_text = '',
+    body_html = NULL,
+    recipient_hash = :recipient_hash
+WHERE id = :id AND status = 'sent';
+
+-- name: mailed --
+-- Every row for one address, whether still readable or redacted to its hash.
+SELECT id, status, created_at, sent_at, message_id,
+       recipient_hash IS NOT NULL AS redacted
+FROM outbox
+WHERE lower(recipient) = :recipient OR recipient_hash = :recipient_hash
+ORDER BY id;
