@@ -48,6 +48,11 @@ def test_relay_settings_read_every_variable():
         ({"MAILER_BATCH_SIZE": "1.5"}, "MAILER_BATCH_SIZE must be an integer"),
         ({"MAILER_MAX_ATTEMPTS": "0"}, "MAILER_MAX_ATTEMPTS must be at least 1"),
         ({"MAILER_CONCURRENCY": "0"}, "MAILER_CONCURRENCY must be at least 1"),
+        ({"MAILER_RATE_LIMIT": "0"}, "MAILER_RATE_LIMIT must be greater than 0"),
+        ({"MAILER_RATE_LIMIT": "fast"}, "MAILER_RATE_LIMIT must be a number"),
+        ({"MAILER_MAX_CONNECTIONS": "0"}, "MAILER_MAX_CONNECTIONS must be at least"),
+        ({"MAILER_ON_AMBIGUOUS": "drop"}, "MAILER_ON_AMBIGUOUS must be one of"),
+        ({"MAILER_RETENTION_DAYS": "0"}, "MAILER_RETENTION_DAYS must be at least 1"),
         ({"MAILER_CONCURRENCY": "65"}, "MAILER_CONCURRENCY must be at most 64"),
         ({"MAILER_LEASE_SECONDS": "100"}, "must be at least 4 x MAIL_TIMEOUT"),
         ({"MAILER_BACKOFF_MAX_SECONDS": "10"}, "MAILER_BACKOFF_MAX_SECONDS"),
@@ -56,3 +61,24 @@ def test_relay_settings_read_every_variable():
 def test_relay_settings_reject_bad_values(env, message):
     with pytest.raises(ConfigError, match=message):
         relay_settings(env)
+
+
+def test_relay_settings_read_the_delivery_controls():
+    settings = relay_settings(
+        {
+            "MAILER_RATE_LIMIT": "14.5",
+            "MAILER_MAX_CONNECTIONS": "3",
+            "MAILER_ON_AMBIGUOUS": "HOLD",
+            "MAILER_RETENTION_DAYS": "30",
+        }
+    )
+
+    assert (settings.rate_limit, settings.max_connections) == (14.5, 3)
+    assert (settings.on_ambiguous, settings.retention_days) == ("hold", 30)
+
+
+def test_delivery_controls_are_off_by_default():
+    settings = relay_settings({})
+
+    assert (settings.rate_limit, settings.max_connections) == (None, None)
+    assert (settings.on_ambiguous, settings.retention_days) == ("resend", None)

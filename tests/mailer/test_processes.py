@@ -13,6 +13,7 @@ from tests.support import ROOT
 from tests.support.databases import (
     url_string,
 )
+from tests.support.delivery_states import seed_every_state
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox, status_counts
 from tests.support.processes import MailerProcess, child_env, wait_until
 from tests.support.smtp import HangingServer
@@ -228,3 +229,24 @@ def test_mailer_resumes_after_the_database_server_restarts(cluster, smtp, tmp_pa
         mailer.stop_quietly()
         engine.dispose()
     assert sorted(smtp.message_ids().values()) == [1] * 10
+
+
+def test_retention_job_redacts_old_sent_rows(start_mailer, smtp, engine):
+    seed_every_state(engine)  # its one sent row was delivered two days ago
+    key = "r" * 40
+    mailer = start_mailer(MAILER_RETENTION_DAYS="1", MAILER_REDACTION_KEY=key)
+
+    def redacted() -> bool:
+        """Tell whether the old sent row was redacted."""
+        return any(r["recipient_hash"] for r in outbox_rows(engine))
+
+    assert wait_until(redacted, 30), mailer.log()
+    assert mailer.terminate() == 0
+    assert "redacted 1 sent rows" in mailer.log()
+
+
+def test_retention_needs_a_redaction_key(start_mailer):
+    mailer = start_mailer(MAILER_RETENTION_DAYS="30")
+
+    assert mailer.proc.wait(30) == 2
+    assert "MAILER_REDACTION_KEY must be set" in mailer.log()

@@ -58,6 +58,28 @@ class _Handler:
         return "250 OK"
 
 
+class _CountingSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, telling the server when connections come and go."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Count a new client connection."""
+        super().connection_made(transport)
+        self.event_handler.server.connections_changed(+1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Count a closed client connection."""
+        super().connection_lost(exc)
+        self.event_handler.server.connections_changed(-1)
+
+
+class _CountingController(Controller):
+    """A controller whose connections are counted."""
+
+    def factory(self) -> SMTP:
+        """Build the counting protocol instead of the plain one."""
+        return _CountingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     """An in-process SMTP server on 127.0.0.1 with fault injection."""
 
@@ -74,7 +96,9 @@ class SmtpServer:
         self.peers: set[object] = set()  # client (host, port): one per connection
         self.in_data = 0  # messages between DATA and the answer right now
         self.peak_in_data = 0  # the most there ever were at once
-        self.controller = Controller(
+        self.open_connections = 0  # client connections open right now
+        self.peak_connections = 0  # the most there ever were at once
+        self.controller = _CountingController(
             _Handler(self), hostname="127.0.0.1", port=self.port
         )
 
@@ -93,6 +117,12 @@ class SmtpServer:
         """
         with self.lock:
             self.faults.extend(replies)
+
+    def connections_changed(self, change: int) -> None:
+        """Track the connections open at once."""
+        with self.lock:
+            self.open_connections += change
+            self.peak_connections = max(self.peak_connections, self.open_connections)
 
     def sending_started(self, peer: object) -> None:
         """Count a message whose DATA is being answered, and its connection."""
