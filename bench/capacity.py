@@ -49,7 +49,7 @@ class Capacity:
         A lower bound: a claim that finds fewer due rows than the batch size
         still counts as one statement.
         """
-        return drain.per_second / self.batch_size
+        return drain.attempts_per_second / self.batch_size
 
 
 def batch_size() -> int:

@@ -35,6 +35,7 @@ class OutboxTally:
     statuses: dict[str, int]
     first_sent: datetime | None
     last_sent: datetime | None
+    attempts: int  # delivery attempts recorded over all rows
 
     @property
     def sent(self) -> int:
@@ -67,10 +68,10 @@ def tally(url: str) -> OutboxTally:
                 "SELECT status, count(*) FROM outbox GROUP BY status"
             ).fetchall()
         )
-        first, last = connection.execute(
-            "SELECT min(sent_at), max(sent_at) FROM outbox WHERE status = 'sent'"
-        ).fetchone() or (None, None)
-    return OutboxTally(statuses, first, last)
+        first, last, attempts = connection.execute(
+            "SELECT min(sent_at), max(sent_at), coalesce(sum(attempts), 0) FROM outbox"
+        ).fetchone() or (None, None, 0)
+    return OutboxTally(statuses, first, last, int(attempts))
 
 
 def count_unfinished(connection: psycopg.Connection) -> int:

@@ -32,6 +32,7 @@ class Drain:
     rows: int  # rows in the outbox when the mailers started
     sent: int  # rows ``sent`` afterwards
     span: float  # seconds from the first sent_at to the last
+    attempts: int  # delivery attempts recorded: ``sent`` when none was retried
 
     @property
     def name(self) -> str:
@@ -43,6 +44,11 @@ class Drain:
         """Return sent rows per second of the sent_at span."""
         return rate(self.sent, self.span)
 
+    @property
+    def attempts_per_second(self) -> float:
+        """Return attempts (each one claim of a row, one outcome write) per second."""
+        return rate(self.attempts, self.span)
+
 
 @dataclass(frozen=True)
 class MailerFigures:
@@ -53,6 +59,7 @@ class MailerFigures:
     relay_ceilings: dict[str, Ceiling]  # against the 50 ms relay sink
     relay_drain: Drain  # one mailer against the 50 ms relay sink
     concurrency: str  # MAILER_CONCURRENCY as run: a number or "default"
+    effective_concurrency: int  # connections per mailer the relay target assumes
 
 
 def _wait_drained(url: str, mailers: list[Child]) -> None:
@@ -86,7 +93,9 @@ def drain(bench: Bench, sink: Sink, processes: int, rows: int, tag: str) -> Drai
     tally = pg.tally(bench.db_url)
     if tally.sent != rows:
         raise RuntimeError(f"{tag}: not every row was sent: {tally.statuses}")
-    return Drain(processes, sink_label(sink), rows, tally.sent, tally.span)
+    return Drain(
+        processes, sink_label(sink), rows, tally.sent, tally.span, tally.attempts
+    )
 
 
 def measure_drains(bench: Bench, sink: Sink, counts: list[int]) -> list[Drain]:
@@ -95,11 +104,18 @@ def measure_drains(bench: Bench, sink: Sink, counts: list[int]) -> list[Drain]:
 
 
 def measure_mailer_figures(
-    bench: Bench, counts: list[int], concurrency: str
+    bench: Bench, counts: list[int], concurrency: str, effective_concurrency: int
 ) -> MailerFigures:
     """Measure the ceilings and the drains against smtp-sink and the relay sink."""
     ceilings = measure_ceilings(bench, bench.sink, bench.mailer_rows)
     drains = measure_drains(bench, bench.sink, counts)
     relay_ceilings = measure_ceilings(bench, bench.relay, bench.relay_rows)
     relay_drain = drain(bench, bench.relay, 1, bench.relay_rows, "relay-1")
-    return MailerFigures(ceilings, drains, relay_ceilings, relay_drain, concurrency)
+    return MailerFigures(
+        ceilings,
+        drains,
+        relay_ceilings,
+        relay_drain,
+        concurrency,
+        effective_concurrency,
+    )
