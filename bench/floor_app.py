@@ -36,6 +36,8 @@ class ThreadConnections:
     def __init__(self, url: str) -> None:
         self.url = url
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[psycopg.Connection] = []  # for close_all()
 
     def get(self) -> psycopg.Connection:
         """Return this thread's connection, reconnecting if it was closed."""
@@ -43,7 +45,16 @@ class ThreadConnections:
         if connection is None or connection.closed:
             connection = psycopg.connect(self.url, autocommit=True)
             self._local.connection = connection
+            with self._lock:
+                self._opened.append(connection)
         return connection
+
+    def close_all(self) -> None:
+        """Close every thread's connection (gunicorn's exit does it otherwise)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
 
 
 def create_app(database_url: str | None = None) -> Flask:
@@ -52,6 +63,7 @@ def create_app(database_url: str | None = None) -> Flask:
     connections = ThreadConnections(
         libpq_url(database_url or os.environ["DATABASE_URL"])
     )
+    app.extensions["floor_connections"] = connections
 
     @app.post("/signup")
     def signup() -> tuple[Response, int]:
