@@ -1,15 +1,19 @@
 """What the claim statement costs as ``sent`` history piles up in the outbox.
 
-In a database of its own, the mailer's ``claim_due`` statement (loaded by name,
-as the mailer loads it) is timed over many runs, each in its own transaction
-rolled back afterwards, so every run sees the same rows: first with only the
-pending rows, then with the same pending rows behind a million ``sent`` ones,
-inserted first as older history would be. Both after ``VACUUM ANALYZE``.
+Two databases of their own: one holds only the pending rows, the other the
+same pending rows behind a million ``sent`` ones, inserted first as older
+history would be; both are vacuumed and analyzed. The mailer's ``claim_due``
+statement (loaded by name, as the mailer loads it) is timed over many runs,
+each in its own transaction rolled back afterwards, so every run sees the
+same rows. The runs alternate between the two databases: on a shared
+machine, both sides of the ratio then see the same noise.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, TextClause, create_engine, text
@@ -100,28 +104,51 @@ def _fill(connection: Connection, status: str, count: int, age: float) -> None:
     )
 
 
-def _time_claims(
-    setup: Connection,
-    connection: Connection,
-    clause: TextClause,
-    params: dict[str, object],
-    runs: int,
-) -> list[float]:
-    """Run the claim ``runs`` times, each rolled back; return latencies in ms."""
-    latencies = []
-    for run in range(WARMUP_RUNS + runs):
-        if run % VACUUM_EVERY == 0:
-            _vacuum(setup)
-        transaction = connection.begin()
+@dataclass
+class _Side:
+    """One database of the comparison: a connection to fill, one to time."""
+
+    setup: Connection  # autocommit: fills and VACUUM, which refuses a transaction
+    timed: Connection  # real transactions, so each claim can be rolled back
+    latencies: list[float] = field(default_factory=list)  # ms
+
+    def time_claim(self, clause: TextClause, params: dict[str, object]) -> float:
+        """Run the claim once, rolled back; return its latency in ms."""
+        transaction = self.timed.begin()
         started = time.perf_counter()
-        claimed = connection.execute(clause, params).all()
+        claimed = self.timed.execute(clause, params).all()
         took = time.perf_counter() - started
         transaction.rollback()  # the next run sees the same rows
         if not claimed:
             raise RuntimeError("the claim found no due row to measure")
-        if run >= WARMUP_RUNS:
-            latencies.append(took * 1000)
-    return latencies
+        return took * 1000
+
+
+@contextmanager
+def _side(admin_url: str) -> Iterator[_Side]:
+    """Create and migrate a database; yield its two connections; drop it."""
+    with ExitStack() as stack:
+        url = stack.enter_context(database.fresh_database(admin_url))
+        setup = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        stack.callback(setup.dispose)
+        timed = create_engine(url, poolclass=NullPool)
+        stack.callback(timed.dispose)
+        yield _Side(
+            stack.enter_context(setup.connect()), stack.enter_context(timed.connect())
+        )
+
+
+def _time_alternately(
+    sides: list[_Side], clause: TextClause, params: dict[str, object], runs: int
+) -> None:
+    """Time ``runs`` claims on each side, one side after the other."""
+    for run in range(WARMUP_RUNS + runs):
+        for side in sides:
+            if run % VACUUM_EVERY == 0:
+                _vacuum(side.setup)
+            took = side.time_claim(clause, params)
+            if run >= WARMUP_RUNS:
+                side.latencies.append(took)
 
 
 def _explain(
@@ -150,25 +177,14 @@ def measure_claim_cost(
     history: int,
     extra: dict[str, object] | None = None,
 ) -> ClaimCost:
-    """Time the claim with ``pending`` rows, then behind ``history`` sent rows."""
+    """Time the claim with ``pending`` rows, alone and behind ``history`` sent rows."""
     clause = load_queries("postgresql")["claim_due"]
     params = claim_params(clause, extra)
-    with database.fresh_database(admin_url) as url:
-        # Autocommit for the fills and VACUUM (which refuses a transaction);
-        # the timed claims need real transactions, to roll them back.
-        admin = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        engine = create_engine(url, poolclass=NullPool)
-        try:
-            with admin.connect() as setup, engine.connect() as connection:
-                _fill(setup, "pending", pending, age=1.0)
-                empty_ms = _time_claims(setup, connection, clause, params, runs)
-                setup.execute(text("TRUNCATE outbox"))
-                _fill(setup, "sent", history, age=float(pending))
-                _fill(setup, "pending", pending, age=1.0)
-                history_ms = _time_claims(setup, connection, clause, params, runs)
-                _vacuum(setup)
-                explain = _explain(connection, clause, params)
-        finally:
-            admin.dispose()
-            engine.dispose()
-    return ClaimCost(pending, history, empty_ms, history_ms, explain)
+    with _side(admin_url) as empty, _side(admin_url) as full:
+        _fill(empty.setup, "pending", pending, age=1.0)
+        _fill(full.setup, "sent", history, age=float(pending))
+        _fill(full.setup, "pending", pending, age=1.0)
+        _time_alternately([empty, full], clause, params, runs)
+        _vacuum(full.setup)
+        explain = _explain(full.timed, clause, params)
+    return ClaimCost(pending, history, empty.latencies, full.latencies, explain)
