@@ -1,7 +1,9 @@
 """Mailer delivery throughput: N processes drain the outbox; counted in PostgreSQL.
 
-Each drain fills the outbox with real signups' rows, starts the mailers, and
-waits until no row is ``pending`` or ``sending``. The rate is sent rows over
+Each drain starts the mailers on an empty outbox and waits until each holds a
+database connection, so none starts late; then it writes real signups' rows
+in one transaction, so they all become due at once, and waits until no row
+is ``pending`` or ``sending``. The rate is sent rows over
 max(sent_at) - min(sent_at), so process start-up is not counted, and every
 row must end ``sent``. The same run's ceilings (``bench.ceilings``) are the
 yardsticks: the raw smtplib and the Flask-Mail loops against the same server.
@@ -9,6 +11,7 @@ yardsticks: the raw smtplib and the Flask-Mail loops against the same server.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -20,7 +23,16 @@ from bench.procs import Child, start_mailer
 from bench.sinks import Sink, sink_label
 
 DRAIN_TIMEOUT = 600.0  # seconds; far more than a drain takes on a busy machine
+READY_TIMEOUT = 60.0  # seconds for the mailers to connect; the machine is shared
 POLL_SECONDS = 0.2  # how often the drain's progress is read
+
+# Our own connection is left out; the mailers are the only other clients.
+CONNECTED = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database()
+  AND backend_type = 'client backend'
+  AND pid <> pg_backend_pid()
+"""
 
 
 @dataclass(frozen=True)
@@ -62,30 +74,57 @@ class MailerFigures:
     effective_concurrency: int  # connections per mailer the relay target assumes
 
 
+def _check_alive(mailers: list[Child]) -> None:
+    """Fail with the log of the first mailer that exited."""
+    dead = [m for m in mailers if m.process.poll() is not None]
+    if dead:
+        raise RuntimeError(f"a mailer exited:\n{dead[0].tail()}")
+
+
+def _wait_connected(url: str, mailers: list[Child]) -> None:
+    """Wait until the database has a client per mailer (each polled once)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    with pg.connect(url) as connection:
+        while True:
+            _check_alive(mailers)
+            row = connection.execute(CONNECTED).fetchone()
+            if row and row[0] >= len(mailers):
+                return
+            if time.monotonic() > deadline:
+                # A mailer may not keep its connection between polls: go on.
+                print(
+                    f"note: {len(mailers)} mailer(s) never held as many database"
+                    " connections; draining anyway",
+                    file=sys.stderr,
+                )
+                return
+            time.sleep(POLL_SECONDS)
+
+
 def _wait_drained(url: str, mailers: list[Child]) -> None:
     """Wait until no row is pending or sending; fail if the mailers die."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
     with pg.connect(url) as connection:
         while pg.count_unfinished(connection):
-            dead = [m for m in mailers if m.process.poll() is not None]
-            if dead:
-                raise RuntimeError(f"a mailer exited mid-drain:\n{dead[0].tail()}")
+            _check_alive(mailers)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(mailers)} mailer(s) did not drain in time")
             time.sleep(POLL_SECONDS)
 
 
 def drain(bench: Bench, sink: Sink, processes: int, rows: int, tag: str) -> Drain:
-    """Fill the outbox with ``rows`` signups and let ``processes`` mailers drain it."""
+    """Start ``processes`` mailers, then give them ``rows`` signups to drain."""
     database.truncate(bench.db_url)
-    database.insert_signups(
-        bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)]
-    )
     mailers: list[Child] = []
     try:
         for n in range(processes):
             log = bench.log(f"{tag}-mailer-{n}")
             mailers.append(start_mailer(bench.mailer_env(sink), log))
+        _wait_connected(bench.db_url, mailers)
+        # One transaction: every row becomes due at the same instant.
+        database.insert_signups(
+            bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)]
+        )
         _wait_drained(bench.db_url, mailers)
     finally:
         for mailer in mailers:
