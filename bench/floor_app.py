@@ -34,6 +34,7 @@ class ThreadConnections:
     """One autocommit psycopg connection per thread, opened on first use."""
 
     def __init__(self, url: str) -> None:
+        """Connect to the libpq ``url`` lazily, once per thread."""
         self.url = url
         self._local = threading.local()
         self._lock = threading.Lock()

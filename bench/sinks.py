@@ -60,6 +60,7 @@ class PostfixSink:
     label = "postfix smtp-sink"
 
     def __init__(self, binary: str, logs: Path) -> None:
+        """Pick a free port; nothing runs until the ``with`` block."""
         self.binary = binary
         self.port = free_port()
         # One log per server: count() reads the counters of this one only.
@@ -79,6 +80,7 @@ class PostfixSink:
         ]
 
     def __enter__(self) -> PostfixSink:
+        """Start smtp-sink and wait for its greeting."""
         self._child = Child("smtp-sink", self.argv(), {}, self.log)
         try:
             self._wait_ready()
@@ -88,6 +90,7 @@ class PostfixSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop smtp-sink."""
         if self._child is not None:
             self._child.stop()
 
