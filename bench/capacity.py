@@ -58,7 +58,7 @@ def batch_size() -> int:
     return int(value) if value else DEFAULT_BATCH_SIZE
 
 
-def measure_signups(bench: Bench, workers: int) -> SignupCapacity:
+def measure_signups(bench: Bench, workers: int, requests: int) -> SignupCapacity:
     """Serve the signup service with ``workers`` workers under closed-loop load."""
     database.truncate(bench.db_url)
     port = free_port()
@@ -72,7 +72,7 @@ def measure_signups(bench: Bench, workers: int) -> SignupCapacity:
             for i in range(WARMUP_PER_CLIENT * bench.concurrency)
         ]
         run_load(port, warmup, bench.concurrency)
-        emails = [f"{name}-{i}@example.com" for i in range(bench.requests)]
+        emails = [f"{name}-{i}@example.com" for i in range(requests)]
         result = run_load(port, emails, bench.concurrency)
     finally:
         web.stop()
@@ -80,9 +80,9 @@ def measure_signups(bench: Bench, workers: int) -> SignupCapacity:
 
 
 def measure_capacity(
-    bench: Bench, workers: list[int], processes: list[int]
+    bench: Bench, requests: int, workers: list[int], processes: list[int]
 ) -> Capacity:
     """Measure signups/s per worker count and drains per mailer process count."""
-    signups = [measure_signups(bench, n) for n in workers]
+    signups = [measure_signups(bench, n, requests) for n in workers]
     drains = measure_drains(bench, bench.sink, processes)
     return Capacity(signups, drains, batch_size())

@@ -124,6 +124,12 @@ def parser() -> argparse.ArgumentParser:
     )
     capacity = p.add_argument_group("capacity (off by default)")
     capacity.add_argument("--capacity", action="store_true", help="run this phase")
+    capacity.add_argument(
+        "--capacity-requests",
+        type=int,
+        default=1000,
+        help="closed-loop signups per gunicorn worker count",
+    )
     capacity.add_argument("--capacity-workers", type=int_list, default=[1, 2])
     capacity.add_argument("--capacity-processes", type=int_list, default=[1, 2, 4, 8])
     p.add_argument(

@@ -47,7 +47,7 @@ def plot_throughput(
 ) -> Path:
     """Plot drain rates against mailer processes, with the ceilings as lines."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7, 5))
     counts = [d.processes for d in figures.drains]
     ax.plot(
         counts,
@@ -79,7 +79,8 @@ def plot_throughput(
     ax.set_xticks(sorted({*counts, *(d.processes for d in capacity or [])}))
     ax.set_title(f"Delivery to {figures.ceilings[RAW].sink}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    # Below the axes: the lines span the whole width, any corner would hide one.
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -106,7 +106,10 @@ def run(args: argparse.Namespace, command: str) -> Results:
         if args.capacity:
             progress("measuring capacity")
             capacity = measure_capacity(
-                bench, args.capacity_workers, args.capacity_processes
+                bench,
+                args.capacity_requests,
+                args.capacity_workers,
+                args.capacity_processes,
             )
         return Results(
             command=command,
