@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import URL
 
-from bench import flask_mail_send, pg, raw_send
+from bench import flask_mail_send, pg, raw_send, sinks
 from bench.floor_app import create_app as create_floor_app
 from bench.load import percentile
 from bench.messages import LoopTimes
@@ -151,3 +151,16 @@ def test_floor_app_writes_user_and_email_in_one_transaction(pg_url: URL) -> None
     assert message_id.startswith("<") and message_id.endswith("@example.com>")
     # The same xmin: both rows were written by one transaction.
     assert user_xmin == email_xmin
+
+
+def test_fast_sink_falls_back_to_aiosmtpd_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(sinks, "find_smtp_sink", lambda: None)
+    with sinks.open_fast_sink(tmp_path) as sink:
+        assert isinstance(sink, SmtpSink)
+        assert sinks.sink_label(sink) == "aiosmtpd (in-process fallback)"
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=SINK_TIMEOUT) as smtp:
+            smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: hi\r\n\r\nx")
+        assert sink.count() == 1
+    assert "smtp-sink is not installed" in capsys.readouterr().err
