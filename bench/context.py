@@ -1,10 +1,11 @@
-"""What every benchmark phase shares: the database, the two SMTP sinks, the knobs."""
+"""What every benchmark phase shares: the database, the SMTP sinks, the knobs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.sinks import Sink
 from bench.smtp_sink import SmtpSink
 
 MAILER_POLL_INTERVAL = "0.1"  # seconds; small, so a drain starts at once
@@ -22,8 +23,14 @@ class Bench:
     concurrency: int  # client threads of the load generator
     kill_signups: int  # signups in flight when the web process is killed
     mailer_rows: int  # outbox rows drained in the throughput phase
+    sink: Sink  # smtp-sink, or its in-process fallback: the mailer figures
+    relay: SmtpSink  # answers each DATA after RELAY_DELAY
+    relay_rows: int  # outbox rows and ceiling messages against the relay sink
+    # MAILER_CONCURRENCY when --mailer-concurrency sets it; otherwise the
+    # variable, if any, reaches the mailers with the rest of our environment.
+    mailer_extra: dict[str, str] = field(default_factory=dict)
 
-    def mail_env(self, sink: SmtpSink) -> dict[str, str]:
+    def mail_env(self, sink: Sink) -> dict[str, str]:
         """Return the ``MAIL_*`` variables that point Flask-Mail at ``sink``."""
         return {
             "MAIL_SERVER": "127.0.0.1",
@@ -32,14 +39,18 @@ class Bench:
             "MAIL_USE_SSL": "false",
         }
 
-    def outbox_env(self, sink: SmtpSink) -> dict[str, str]:
+    def outbox_env(self, sink: Sink) -> dict[str, str]:
         """Return the signup service's environment, mail pointed at ``sink``."""
         return {**self.mail_env(sink), "DATABASE_URL": self.db_url}
 
-    def mailer_env(self, sink: SmtpSink) -> dict[str, str]:
-        """Return the mailer's environment, delivering to ``sink``."""
+    def idle_mailer_env(self, sink: Sink) -> dict[str, str]:
+        """Return a mailer's environment with default settings, bar concurrency."""
+        return {**self.outbox_env(sink), **self.mailer_extra}
+
+    def mailer_env(self, sink: Sink) -> dict[str, str]:
+        """Return the mailer's environment for a drain, delivering to ``sink``."""
         return {
-            **self.outbox_env(sink),
+            **self.idle_mailer_env(sink),
             "MAILER_POLL_INTERVAL": MAILER_POLL_INTERVAL,
         }
 

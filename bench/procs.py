@@ -79,7 +79,13 @@ class Child:
         return "\n".join(text[-lines:])
 
 
-def start_gunicorn(app: str, port: int, env: Mapping[str, str], log: Path) -> Child:
+def start_gunicorn(
+    app: str,
+    port: int,
+    env: Mapping[str, str],
+    log: Path,
+    workers: int = GUNICORN_WORKERS,
+) -> Child:
     """Serve ``app`` (a gunicorn app spec) on 127.0.0.1:``port`` and wait for it."""
     argv = [
         sys.executable,
@@ -87,13 +93,16 @@ def start_gunicorn(app: str, port: int, env: Mapping[str, str], log: Path) -> Ch
         "gunicorn",
         "--bind",
         f"127.0.0.1:{port}",
-        *GUNICORN_SETTINGS.split(),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(GUNICORN_THREADS),
         "--log-level",
         "warning",
         app,
     ]
     child = Child(f"gunicorn {app}", argv, env, log)
-    wait_http(child, port)
+    wait_http(child, port, workers)
     return child
 
 
@@ -102,12 +111,12 @@ def start_mailer(env: Mapping[str, str], log: Path) -> Child:
     return Child("mailer", [sys.executable, "-m", "mailer_service"], env, log)
 
 
-def wait_http(child: Child, port: int) -> None:
+def wait_http(child: Child, port: int, workers: int = GUNICORN_WORKERS) -> None:
     """Wait until every worker behind ``port`` answers HTTP (any status will do)."""
     deadline = time.monotonic() + READY_TIMEOUT
     answered = 0
-    # Two workers share the socket; several answers make it likely both booted.
-    while answered < 2 * GUNICORN_WORKERS:
+    # The workers share the socket; several answers make it likely all booted.
+    while answered < 2 * workers:
         if child.process.poll() is not None:
             raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
         if time.monotonic() > deadline:

@@ -1,51 +1,59 @@
 """The raw limit: a plain smtplib loop over one connection, in its own process.
 
-``python -m bench.raw_send PORT FILE`` sends every message in FILE (JSON lines
-of ``from``, ``to`` and base64 ``data``) to 127.0.0.1:PORT. It runs apart
-from the benchmark process so it does not share a GIL with the SMTP sink,
-just as the mailer processes do not.
+``python -m bench.raw_send PORT COUNT`` builds COUNT welcome-like messages as
+bytes *before* connecting, then sends them all over one SMTP connection to
+127.0.0.1:PORT and prints a :class:`bench.messages.LoopTimes` JSON line. It
+runs apart from the benchmark process so it shares no GIL with an in-process
+sink, just as the mailer processes do not.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import smtplib
 import sys
-from pathlib import Path
+import time
+from email.message import EmailMessage
+from email.utils import formatdate
 
-SMTP_TIMEOUT = 60.0  # seconds per SMTP command; the machine is shared
+from bench.messages import SENDER, SMTP_TIMEOUT, LoopTimes, parse_loop_args, welcome
 
-
-def write_messages(path: Path, messages: list[tuple[str, list[str], bytes]]) -> None:
-    """Write (sender, recipients, raw bytes) triples as JSON lines."""
-    with path.open("w") as out:
-        for sender, recipients, data in messages:
-            line = {"from": sender, "to": recipients, "data": base64.b64encode(data)}
-            line["data"] = line["data"].decode()
-            out.write(json.dumps(line) + "\n")
+Envelope = tuple[str, list[str], bytes]  # (MAIL FROM, RCPT TOs, message bytes)
 
 
-def send_all(port: int, path: Path) -> int:
-    """Send every message in ``path`` over one SMTP connection; return the count."""
-    sent = 0
-    with (
-        smtplib.SMTP("127.0.0.1", port, timeout=SMTP_TIMEOUT) as smtp,
-        path.open() as f,
-    ):
-        for line in f:
-            message = json.loads(line)
-            smtp.sendmail(
-                message["from"], message["to"], base64.b64decode(message["data"])
-            )
-            sent += 1
-    return sent
+def build_messages(count: int, prefix: str) -> list[Envelope]:
+    """Return ``count`` ready-to-send messages: text and HTML, a fixed Message-ID."""
+    messages = []
+    for index in range(count):
+        fields = welcome(prefix, index)
+        message = EmailMessage()
+        message["From"] = SENDER
+        message["To"] = fields.recipient
+        message["Subject"] = fields.subject
+        message["Date"] = formatdate(localtime=True)
+        message["Message-ID"] = fields.message_id
+        message.set_content(fields.body_text)
+        message.add_alternative(fields.body_html, subtype="html")
+        messages.append((SENDER, [fields.recipient], message.as_bytes()))
+    return messages
+
+
+def send_all(port: int, messages: list[Envelope]) -> LoopTimes:
+    """Send ``messages`` over one SMTP connection; time the first and last 250."""
+    first = last = 0.0
+    with smtplib.SMTP("127.0.0.1", port, timeout=SMTP_TIMEOUT) as smtp:
+        for index, (sender, recipients, data) in enumerate(messages):
+            smtp.sendmail(sender, recipients, data)  # raises unless accepted
+            last = time.perf_counter()
+            if index == 0:
+                first = last
+    return LoopTimes(sent=len(messages), first=first, last=last)
 
 
 def main() -> int:
-    """Send the file named on the command line; return the exit status."""
-    port, path = int(sys.argv[1]), Path(sys.argv[2])
-    print(f"sent {send_all(port, path)} messages")
+    """Build, send and report; the exit status is 0 when all were accepted."""
+    args = parse_loop_args(__doc__)
+    messages = build_messages(args.count, args.prefix)
+    print(send_all(args.port, messages).to_json())
     return 0
 
 

@@ -1,59 +1,72 @@
-"""``make bench``: the seed's two patterns and the outbox, side by side in one run.
+"""``make bench``: seed patterns, the outbox and the mailer's ceilings, in one run.
 
 Run ``python -m bench.run --help`` for the knobs. It creates and drops its own
-PostgreSQL database, prints the results as Markdown and rewrites BENCHMARKS.md.
+PostgreSQL databases, prints the results as Markdown, rewrites BENCHMARKS.md
+and the charts it links to.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import signal
 import sys
 import tempfile
+import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from bench import crash, database, latency, throughput
+from bench import crash, database, latency, plots, throughput
+from bench.capacity import measure_capacity
+from bench.claim_cost import measure_claim_cost
+from bench.cli import mailer_concurrency, parser
+from bench.commit_latency import measure_commit_latency
 from bench.context import Bench
-from bench.procs import ROOT
 from bench.report import Results, render
+from bench.signup_floor import compare_with_floor
+from bench.sinks import open_fast_sink, relay_sink
 from bench.smtp_sink import SmtpSink
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 SLOW_SMTP_SECONDS = 0.5  # the slow sink's delay before answering MAIL FROM
 
+_STARTED = time.monotonic()
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Parse the command line; every knob has a default sized for 2 cores."""
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument(
-        "--admin-url",
-        default=database.DEFAULT_ADMIN_URL,
-        help="PostgreSQL URL allowed to CREATE and DROP DATABASE",
-    )
-    parser.add_argument("--requests", type=int, default=300, help="per pattern")
-    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
-    parser.add_argument(
-        "--kill-signups", type=int, default=50, help="signups in flight at kill -9"
-    )
-    parser.add_argument(
-        "--mailer-rows", type=int, default=1000, help="outbox rows to drain"
-    )
-    parser.add_argument(
-        "--output", type=Path, default=ROOT / "BENCHMARKS.md", help="file to rewrite"
-    )
-    return parser.parse_args(argv)
+
+def progress(what: str) -> None:
+    """Say on stderr which phase starts, and how long the run has taken so far."""
+    print(f"[{time.monotonic() - _STARTED:6.0f} s] {what} ...", file=sys.stderr)
+
+
+def _charts(results: Results, folder: Path, output: Path) -> dict[str, str]:
+    """Write the charts; return their links relative to ``output``."""
+    capacity = results.capacity.drains if results.capacity else None
+    try:
+        throughput_png, latency_png = plots.write_plots(
+            results.mailers, results.latency, capacity, folder
+        )
+    except ImportError as err:
+        print(f"note: no charts, matplotlib is missing ({err})", file=sys.stderr)
+        return {}
+    return {
+        "throughput": os.path.relpath(throughput_png, output.parent),
+        "latency": os.path.relpath(latency_png, output.parent),
+    }
 
 
 def run(args: argparse.Namespace, command: str) -> Results:
-    """Run every phase on a fresh database and return the results."""
+    """Run every phase on fresh databases and return the results."""
+    concurrency = mailer_concurrency(args.mailer_concurrency)
     with (
         tempfile.TemporaryDirectory(prefix="outbox-bench-") as logs,
         database.fresh_database(args.admin_url) as db_url,
         SmtpSink(delay=SLOW_SMTP_SECONDS) as slow,
         SmtpSink() as fast,
+        open_fast_sink(Path(logs)) as sink,
+        relay_sink() as relay,
     ):
         bench = Bench(
             db_url=db_url,
@@ -64,13 +77,40 @@ def run(args: argparse.Namespace, command: str) -> Results:
             concurrency=args.concurrency,
             kill_signups=args.kill_signups,
             mailer_rows=args.mailer_rows,
+            sink=sink,
+            relay=relay,
+            relay_rows=args.relay_rows,
+            mailer_extra=concurrency.env,
         )
-        print("measuring signup latency ...", file=sys.stderr)
+        progress("measuring signup latency of the seed patterns and the outbox")
         phases = latency.measure_all(bench)
-        print("killing web processes with mail in flight ...", file=sys.stderr)
+        progress("killing web processes with mail in flight")
         crashes = crash.kill_both(bench)
-        print("measuring mailer throughput ...", file=sys.stderr)
-        rates = throughput.measure_rates(bench)
+        progress("measuring the ceilings and the mailer drains")
+        mailers = throughput.measure_mailer_figures(
+            bench, args.mailer_processes, concurrency.label, concurrency.effective
+        )
+        progress("measuring commit-to-250 latency of an idle mailer")
+        commit = measure_commit_latency(bench, args.latency_rows, args.latency_budget)
+        progress("timing sequential signups against the floor app")
+        floor = compare_with_floor(bench, args.floor_requests)
+        progress(f"timing the claim with {args.claim_history:,} sent rows")
+        claim = measure_claim_cost(
+            args.admin_url,
+            args.claim_runs,
+            args.claim_pending,
+            args.claim_history,
+            dict(args.claim_param),
+        )
+        capacity = None
+        if args.capacity:
+            progress("measuring capacity")
+            capacity = measure_capacity(
+                bench,
+                args.capacity_requests,
+                args.capacity_workers,
+                args.capacity_processes,
+            )
         return Results(
             command=command,
             postgres=database.server_version(args.admin_url),
@@ -78,7 +118,11 @@ def run(args: argparse.Namespace, command: str) -> Results:
             concurrency=args.concurrency,
             phases=phases,
             crashes=crashes,
-            rates=rates,
+            mailers=mailers,
+            latency=commit,
+            claim=claim,
+            floor=floor,
+            capacity=capacity,
         )
 
 
@@ -90,7 +134,7 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the Markdown and write it to ``--output``."""
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args = parser().parse_args(argv)
     # Configured first, so signup_service.create_app() (used to fill the outbox)
     # does not turn on INFO, which would log every SMTP command the sinks see.
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
@@ -99,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     # database (Ctrl-C already raises KeyboardInterrupt).
     signal.signal(signal.SIGTERM, _exit_on_signal)
     command = shlex.join(["python", "-m", "bench.run", *argv])
-    markdown = render(run(args, command))
+    results = run(args, command)
+    progress("writing the report and the charts")
+    charts = _charts(results, args.charts_dir, args.output)
+    markdown = render(replace(results, charts=charts))
     print(markdown)
     args.output.write_text(markdown)
+    progress("done")
     return 0
 
 

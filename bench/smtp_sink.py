@@ -5,6 +5,11 @@ an async sleep, so hundreds of concurrent connections wait side by side
 instead of queueing behind one another. It sits *before* the message body is
 sent, as network round trips and TLS do for a remote server, so a sender that
 dies while waiting has not handed its message over yet.
+
+``data_delay`` is the other place a server can be slow: after the final ``.``
+of DATA, before its 250. That is where a relay such as SES or Postmark spends
+its time (it stores the message durably before accepting it), so the
+``bench.sinks`` relay stand-in uses it.
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ class _Handler:
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
-        """Record the message and accept it."""
+        """Wait the configured DATA delay, then record the message and accept it."""
+        if self.sink.data_delay:
+            await asyncio.sleep(self.sink.data_delay)
         content = envelope.original_content or b""
         headers = self.parser.parsebytes(content)
         self.sink.record(
@@ -84,8 +91,11 @@ class _Handler:
 class SmtpSink:
     """An SMTP server on 127.0.0.1 that answers MAIL FROM after ``delay`` seconds."""
 
-    def __init__(self, delay: float = 0.0, keep_content: bool = False) -> None:
+    def __init__(
+        self, delay: float = 0.0, keep_content: bool = False, data_delay: float = 0.0
+    ) -> None:
         self.delay = delay  # seconds before MAIL FROM is answered
+        self.data_delay = data_delay  # seconds between the end of DATA and its 250
         self.keep_content = keep_content
         self.port = free_port()
         self._lock = threading.Lock()

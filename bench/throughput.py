@@ -1,87 +1,160 @@
-"""Mailer delivery throughput, 1 and 2 processes, against a raw smtplib loop.
+"""Mailer delivery throughput: N processes drain the outbox; counted in PostgreSQL.
 
-All three send the same messages to the same instant SMTP sink. The rate is
-taken on the sink, from the first accepted message to the last, so process
-start-up is not counted against anyone.
+Each drain starts the mailers on an empty outbox and waits until each holds a
+database connection, so none starts late; then it writes real signups' rows
+in one transaction, so they all become due at once, and waits until no row
+is ``pending`` or ``sending``. The rate is sent rows over
+max(sent_at) - min(sent_at), so process start-up is not counted, and every
+row must end ``sent``. The same run's ceilings (``bench.ceilings``) are the
+yardsticks: the raw smtplib and the Flask-Mail loops against the same server.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
-from bench import database
+from bench import database, pg
+from bench.ceilings import Ceiling, measure_ceilings
 from bench.context import Bench
-from bench.procs import ROOT, Child, start_mailer
-from bench.raw_send import write_messages
-from bench.smtp_sink import Received
+from bench.messages import rate
+from bench.procs import Child, start_mailer
+from bench.sinks import Sink, sink_label
 
 DRAIN_TIMEOUT = 600.0  # seconds; far more than a drain takes on a busy machine
+READY_TIMEOUT = 60.0  # seconds for the mailers to connect; the machine is shared
+POLL_SECONDS = 0.2  # how often the drain's progress is read
+
+# Our own connection is left out; the mailers are the only other clients.
+CONNECTED = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database()
+  AND backend_type = 'client backend'
+  AND pid <> pg_backend_pid()
+"""
 
 
 @dataclass(frozen=True)
-class Rate:
-    """Messages per second for one sender set-up."""
+class Drain:
+    """What N mailer processes did to a full outbox."""
 
-    name: str
-    messages: int  # accepted by the sink
-    per_second: float
+    processes: int
+    sink: str
+    rows: int  # rows in the outbox when the mailers started
+    sent: int  # rows ``sent`` afterwards
+    span: float  # seconds from the first sent_at to the last
+    attempts: int  # delivery attempts recorded: ``sent`` when none was retried
+
+    @property
+    def name(self) -> str:
+        """Return a label such as ``2 mailer processes``."""
+        return f"{self.processes} mailer process{'es' if self.processes > 1 else ''}"
+
+    @property
+    def per_second(self) -> float:
+        """Return sent rows per second of the sent_at span."""
+        return rate(self.sent, self.span)
+
+    @property
+    def attempts_per_second(self) -> float:
+        """Return attempts (each one claim of a row, one outcome write) per second."""
+        return rate(self.attempts, self.span)
 
 
-def _drain_with_mailers(bench: Bench, processes: int) -> tuple[Rate, list[Received]]:
-    """Fill the outbox, start ``processes`` mailers, and time the drain on the sink."""
+@dataclass(frozen=True)
+class MailerFigures:
+    """The mailer drains and the ceilings they are compared with, from one run."""
+
+    ceilings: dict[str, Ceiling]  # against smtp-sink, keyed by loop
+    drains: list[Drain]  # against smtp-sink, one per process count
+    relay_ceilings: dict[str, Ceiling]  # against the 50 ms relay sink
+    relay_drain: Drain  # one mailer against the 50 ms relay sink
+    concurrency: str  # MAILER_CONCURRENCY as run: a number or "default"
+    effective_concurrency: int  # connections per mailer the relay target assumes
+
+
+def _check_alive(mailers: list[Child]) -> None:
+    """Fail with the log of the first mailer that exited."""
+    dead = [m for m in mailers if m.process.poll() is not None]
+    if dead:
+        raise RuntimeError(f"a mailer exited:\n{dead[0].tail()}")
+
+
+def _wait_connected(url: str, mailers: list[Child]) -> None:
+    """Wait until the database has a client per mailer (each polled once)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    with pg.connect(url) as connection:
+        while True:
+            _check_alive(mailers)
+            row = connection.execute(CONNECTED).fetchone()
+            if row and row[0] >= len(mailers):
+                return
+            if time.monotonic() > deadline:
+                # A mailer may not keep its connection between polls: go on.
+                print(
+                    f"note: {len(mailers)} mailer(s) never held as many database"
+                    " connections; draining anyway",
+                    file=sys.stderr,
+                )
+                return
+            time.sleep(POLL_SECONDS)
+
+
+def _wait_drained(url: str, mailers: list[Child]) -> None:
+    """Wait until no row is pending or sending; fail if the mailers die."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    with pg.connect(url) as connection:
+        while pg.count_unfinished(connection):
+            _check_alive(mailers)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(mailers)} mailer(s) did not drain in time")
+            time.sleep(POLL_SECONDS)
+
+
+def drain(bench: Bench, sink: Sink, processes: int, rows: int, tag: str) -> Drain:
+    """Start ``processes`` mailers, then give them ``rows`` signups to drain."""
     database.truncate(bench.db_url)
-    emails = [f"drain-{i}@example.com" for i in range(bench.mailer_rows)]
-    database.insert_signups(bench.db_url, emails)
-    bench.fast.reset()
     mailers: list[Child] = []
     try:
         for n in range(processes):
-            log = bench.log(f"throughput-{processes}-mailer-{n}")
-            mailers.append(start_mailer(bench.mailer_env(bench.fast), log))
-        if not bench.fast.wait_for(bench.mailer_rows, timeout=DRAIN_TIMEOUT):
-            raise RuntimeError(f"{processes} mailer(s) did not drain the outbox")
+            log = bench.log(f"{tag}-mailer-{n}")
+            mailers.append(start_mailer(bench.mailer_env(sink), log))
+        _wait_connected(bench.db_url, mailers)
+        # One transaction: every row becomes due at the same instant.
+        database.insert_signups(
+            bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)]
+        )
+        _wait_drained(bench.db_url, mailers)
     finally:
         for mailer in mailers:
             mailer.stop()
-    received = bench.fast.received()
-    name = f"{processes} mailer process{'es' if processes > 1 else ''}"
-    rate = Rate(name, len(received), bench.fast.delivery_rate())
-    return rate, received
-
-
-def _raw_loop(bench: Bench, messages: list[Received]) -> Rate:
-    """Resend the exact bytes the mailer delivered, from a plain smtplib loop."""
-    path = bench.logs / "raw-messages.jsonl"
-    write_messages(
-        path, [(m.mail_from, list(m.recipients), m.content or b"") for m in messages]
+    tally = pg.tally(bench.db_url)
+    if tally.sent != rows:
+        raise RuntimeError(f"{tag}: not every row was sent: {tally.statuses}")
+    return Drain(
+        processes, sink_label(sink), rows, tally.sent, tally.span, tally.attempts
     )
-    bench.fast.reset()
-    with bench.log("raw-smtplib").open("ab") as out:
-        subprocess.run(
-            [sys.executable, "-m", "bench.raw_send", str(bench.fast.port), str(path)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=True,
-            timeout=DRAIN_TIMEOUT,
-        )
-    rate = Rate(
-        "raw smtplib loop, one connection",
-        bench.fast.count(),
-        bench.fast.delivery_rate(),
+
+
+def measure_drains(bench: Bench, sink: Sink, counts: list[int]) -> list[Drain]:
+    """Drain ``bench.mailer_rows`` rows with each number of mailer processes."""
+    return [drain(bench, sink, n, bench.mailer_rows, f"drain-{n}") for n in counts]
+
+
+def measure_mailer_figures(
+    bench: Bench, counts: list[int], concurrency: str, effective_concurrency: int
+) -> MailerFigures:
+    """Measure the ceilings and the drains against smtp-sink and the relay sink."""
+    ceilings = measure_ceilings(bench, bench.sink, bench.mailer_rows)
+    drains = measure_drains(bench, bench.sink, counts)
+    relay_ceilings = measure_ceilings(bench, bench.relay, bench.relay_rows)
+    relay_drain = drain(bench, bench.relay, 1, bench.relay_rows, "relay-1")
+    return MailerFigures(
+        ceilings,
+        drains,
+        relay_ceilings,
+        relay_drain,
+        concurrency,
+        effective_concurrency,
     )
-    bench.fast.reset()
-    return rate
-
-
-def measure_rates(bench: Bench) -> list[Rate]:
-    """Return the rates of 1 mailer, 2 mailers and the raw loop, in that order."""
-    bench.fast.keep_content = True
-    try:
-        one, delivered = _drain_with_mailers(bench, 1)
-    finally:
-        bench.fast.keep_content = False
-    two, _ = _drain_with_mailers(bench, 2)
-    return [one, two, _raw_loop(bench, delivered)]

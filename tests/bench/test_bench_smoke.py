@@ -1,4 +1,4 @@
-"""Fast checks of the benchmark's parts: its percentile and its seed apps.
+"""Fast checks of the benchmark's parts: percentiles, apps, loops and sinks.
 
 The benchmark itself is not a test and asserts nothing about timing; these only
 prove that what it measures is what it claims to measure.
@@ -6,11 +6,21 @@ prove that what it measures is what it claims to measure.
 
 from __future__ import annotations
 
-import pytest
+import smtplib
+import time
+from pathlib import Path
 
+import pytest
+from sqlalchemy import URL
+
+from bench import flask_mail_send, pg, raw_send, sinks
+from bench.floor_app import create_app as create_floor_app
 from bench.load import percentile
+from bench.messages import LoopTimes
 from bench.seed_apps import create_sync_app, create_thread_app
+from bench.sinks import RELAY_DELAY, PostfixSink, find_smtp_sink, relay_sink
 from bench.smtp_sink import SmtpSink
+from tests.conftest import url_string
 
 SINK_TIMEOUT = 30.0  # seconds; generous, the machine is shared
 
@@ -61,3 +71,96 @@ def test_seed_sync_app_fails_the_request_when_smtp_is_down(
     # The user waits on SMTP, so an SMTP outage is the user's error page.
     response = client.post("/signup", data={"email": "ada@example.com"})
     assert response.status_code == 500
+
+
+def test_raw_loop_delivers_every_prebuilt_message() -> None:
+    with SmtpSink() as sink:
+        times = raw_send.send_all(sink.port, raw_send.build_messages(5, "raw"))
+        assert times.sent == 5
+        assert sink.wait_for(5, timeout=SINK_TIMEOUT)
+        assert sink.message_ids() == {f"<raw-{i}@example.com>": 1 for i in range(5)}
+
+
+def test_flask_mail_loop_delivers_n_messages_with_their_fixed_ids() -> None:
+    with SmtpSink(keep_content=True) as sink:
+        app = flask_mail_send.create_app(sink.port)
+        times = flask_mail_send.send_all(app, 5, "fm")
+        assert times.sent == 5
+        assert sink.wait_for(5, timeout=SINK_TIMEOUT)
+        assert sink.message_ids() == {f"<fm-{i}@example.com>": 1 for i in range(5)}
+        # msgId replaces Flask-Mail's own Message-ID instead of adding a second.
+        for message in sink.received():
+            assert message.content is not None
+            assert message.content.count(b"Message-ID:") == 1
+
+
+def test_loop_times_round_trip_through_json() -> None:
+    times = LoopTimes(sent=11, first=1.0, last=3.0)
+    assert LoopTimes.from_json(times.to_json()) == times
+    assert times.per_second == 5.5
+    assert LoopTimes(sent=1, first=1.0, last=1.0).per_second == 0.0
+
+
+def test_smtp_sink_wrapper_accepts_a_message(tmp_path: Path) -> None:
+    binary = find_smtp_sink()
+    if binary is None:
+        pytest.skip("postfix's smtp-sink is not installed (apt-get install postfix)")
+    with PostfixSink(binary, tmp_path) as sink:
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=SINK_TIMEOUT) as smtp:
+            smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: hi\r\n\r\nx")
+        deadline = time.monotonic() + SINK_TIMEOUT
+        while sink.count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.count() == 1
+
+
+def test_relay_sink_answers_data_after_its_delay() -> None:
+    with relay_sink() as sink:
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=SINK_TIMEOUT) as smtp:
+            started = time.perf_counter()
+            smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: hi\r\n\r\nx")
+            took = time.perf_counter() - started
+        # A lower bound only: the sleep guarantees it, whatever the machine's load.
+        assert took >= RELAY_DELAY
+        assert sink.count() == 1
+
+
+def test_floor_app_writes_user_and_email_in_one_transaction(pg_url: URL) -> None:
+    app = create_floor_app(url_string(pg_url))
+    try:
+        client = app.test_client()
+        response = client.post("/signup", data={"email": "Ada@Example.com"})
+        assert response.status_code == 201
+        # A second signup with the same address fails on users: no email row.
+        assert (
+            client.post("/signup", data={"email": "ada@example.com"}).status_code == 500
+        )
+    finally:
+        app.extensions["floor_connections"].close_all()
+    with pg.connect(url_string(pg_url)) as connection:
+        users = connection.execute("SELECT id, email, xmin FROM users").fetchall()
+        emails = connection.execute(
+            "SELECT user_id, recipient, message_id, xmin FROM outbox"
+        ).fetchall()
+    assert len(users) == 1 and len(emails) == 1
+    (user_id, email, user_xmin), (owner, recipient, message_id, email_xmin) = (
+        users[0],
+        emails[0],
+    )
+    assert (email, recipient, owner) == ("ada@example.com", "ada@example.com", user_id)
+    assert message_id.startswith("<") and message_id.endswith("@example.com>")
+    # The same xmin: both rows were written by one transaction.
+    assert user_xmin == email_xmin
+
+
+def test_fast_sink_falls_back_to_aiosmtpd_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(sinks, "find_smtp_sink", lambda: None)
+    with sinks.open_fast_sink(tmp_path) as sink:
+        assert isinstance(sink, SmtpSink)
+        assert sinks.sink_label(sink) == "aiosmtpd (in-process fallback)"
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=SINK_TIMEOUT) as smtp:
+            smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: hi\r\n\r\nx")
+        assert sink.count() == 1
+    assert "smtp-sink is not installed" in capsys.readouterr().err
