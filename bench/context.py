@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,14 @@ from bench.sinks import Sink
 from bench.smtp_sink import SmtpSink
 
 MAILER_POLL_INTERVAL = "0.1"  # seconds; small, so a drain starts at once
+
+
+# The signup service needs a SECRET_KEY on PostgreSQL, and its per-client rate
+# limit would throttle the load generator, which is a single client.
+SIGNUP_ENV = {
+    "SECRET_KEY": secrets.token_urlsafe(32),
+    "SIGNUP_RATE_LIMIT": "1000000/minute",
+}
 
 
 @dataclass
@@ -41,7 +50,7 @@ class Bench:
 
     def outbox_env(self, sink: Sink) -> dict[str, str]:
         """Return the signup service's environment, mail pointed at ``sink``."""
-        return {**self.mail_env(sink), "DATABASE_URL": self.db_url}
+        return {**self.mail_env(sink), **SIGNUP_ENV, "DATABASE_URL": self.db_url}
 
     def idle_mailer_env(self, sink: Sink) -> dict[str, str]:
         """Return a mailer's environment with default settings, bar concurrency."""

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from bench.context import SIGNUP_ENV
 from bench.procs import ROOT
 from outbox_contract import User
 from outbox_contract.settings import database_url
@@ -83,7 +84,7 @@ def count_pending(url: str) -> int:
 
 def insert_signups(url: str, emails: list[str]) -> None:
     """Write users and their welcome emails as the signup view does, minus HTTP."""
-    app = create_app({"DATABASE_URL": url})
+    app = create_app({"DATABASE_URL": url, **SIGNUP_ENV})
     with app.app_context():
         for email in emails:
             user = User(email=email, name=None)

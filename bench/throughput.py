@@ -45,11 +45,13 @@ class Drain:
     sent: int  # rows ``sent`` afterwards
     span: float  # seconds from the first sent_at to the last
     attempts: int  # delivery attempts recorded: ``sent`` when none was retried
+    setting: str = ""  # a setting that differs from the other drains, if any
 
     @property
     def name(self) -> str:
         """Return a label such as ``2 mailer processes``."""
-        return f"{self.processes} mailer process{'es' if self.processes > 1 else ''}"
+        name = f"{self.processes} mailer process{'es' if self.processes > 1 else ''}"
+        return f"{name}, `{self.setting}`" if self.setting else name
 
     @property
     def per_second(self) -> float:
@@ -70,6 +72,7 @@ class MailerFigures:
     drains: list[Drain]  # against smtp-sink, one per process count
     relay_ceilings: dict[str, Ceiling]  # against the 50 ms relay sink
     relay_drain: Drain  # one mailer against the 50 ms relay sink
+    hold_drain: Drain  # one mailer against smtp-sink with MAILER_ON_AMBIGUOUS=hold
     concurrency: str  # MAILER_CONCURRENCY as run: a number or "default"
     effective_concurrency: int  # connections per mailer the relay target assumes
 
@@ -112,14 +115,25 @@ def _wait_drained(url: str, mailers: list[Child]) -> None:
             time.sleep(POLL_SECONDS)
 
 
-def drain(bench: Bench, sink: Sink, processes: int, rows: int, tag: str) -> Drain:
-    """Start ``processes`` mailers, then give them ``rows`` signups to drain."""
+def drain(
+    bench: Bench,
+    sink: Sink,
+    processes: int,
+    rows: int,
+    tag: str,
+    setting: str = "",
+) -> Drain:
+    """Start ``processes`` mailers, then give them ``rows`` signups to drain.
+
+    ``setting`` (``NAME=value``) is one more variable for the mailers.
+    """
+    extra = dict([setting.split("=", 1)]) if setting else {}
     database.truncate(bench.db_url)
     mailers: list[Child] = []
     try:
         for n in range(processes):
             log = bench.log(f"{tag}-mailer-{n}")
-            mailers.append(start_mailer(bench.mailer_env(sink), log))
+            mailers.append(start_mailer({**bench.mailer_env(sink), **extra}, log))
         _wait_connected(bench.db_url, mailers)
         # One transaction: every row becomes due at the same instant.
         database.insert_signups(
@@ -133,7 +147,13 @@ def drain(bench: Bench, sink: Sink, processes: int, rows: int, tag: str) -> Drai
     if tally.sent != rows:
         raise RuntimeError(f"{tag}: not every row was sent: {tally.statuses}")
     return Drain(
-        processes, sink_label(sink), rows, tally.sent, tally.span, tally.attempts
+        processes,
+        sink_label(sink),
+        rows,
+        tally.sent,
+        tally.span,
+        tally.attempts,
+        setting,
     )
 
 
@@ -150,11 +170,15 @@ def measure_mailer_figures(
     drains = measure_drains(bench, bench.sink, counts)
     relay_ceilings = measure_ceilings(bench, bench.relay, bench.relay_rows)
     relay_drain = drain(bench, bench.relay, 1, bench.relay_rows, "relay-1")
+    hold_drain = drain(
+        bench, bench.sink, 1, bench.mailer_rows, "hold-1", "MAILER_ON_AMBIGUOUS=hold"
+    )
     return MailerFigures(
         ceilings,
         drains,
         relay_ceilings,
         relay_drain,
+        hold_drain,
         concurrency,
         effective_concurrency,
     )

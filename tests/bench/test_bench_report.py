@@ -49,6 +49,9 @@ def _results(processes: list[int]) -> Results:
             FLASK_MAIL: Ceiling(FLASK_MAIL, relay, 20, 19.0),
         },
         relay_drain=Drain(1, relay, 20, 20, 20 / 18.0, 20),
+        hold_drain=Drain(
+            1, sink, 100, 100, 100 / 240.0, 100, "MAILER_ON_AMBIGUOUS=hold"
+        ),
         concurrency="default",
         effective_concurrency=1,
     )
@@ -123,6 +126,9 @@ def test_report_renders_the_targets_table_and_every_section() -> None:
         markdown
     )
     assert "```\nUpdate on outbox\n```" in markdown
+    # hold's marker cost: 240/s against the 1-process drain's 300/s
+    assert "| 1 mailer process, `MAILER_ON_AMBIGUOUS=hold` |" in markdown
+    assert "it cost 20% of one mailer's rate here (240 vs 300" in markdown
 
 
 def test_claim_params_bind_exactly_what_the_claim_names() -> None:
