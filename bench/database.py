@@ -66,7 +66,9 @@ def truncate(url: str) -> None:
     engine = _engine(database_url({"DATABASE_URL": url}))
     try:
         with engine.connect() as connection:
-            connection.execute(text("TRUNCATE outbox, users RESTART IDENTITY"))
+            connection.execute(
+                text("TRUNCATE outbox, users, idempotency_keys RESTART IDENTITY")
+            )
     finally:
         engine.dispose()
 
@@ -90,7 +92,7 @@ def insert_signups(url: str, emails: list[str]) -> None:
             user = User(email=email, name=None)
             db.session.add(user)
             db.session.flush()  # assigns user.id, which the email row refers to
-            enqueue_welcome_email(db.session, user)
+            enqueue_welcome_email(db.session, user.id, user)
         db.session.commit()
         db.engine.dispose()
 

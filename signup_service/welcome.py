@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from flask import current_app, render_template
 from sqlalchemy.orm import Session
 
-from outbox_contract import Outbox, User, enqueue_email
+from outbox_contract import Outbox, enqueue_email
 from signup_service.tokens import make_confirm_token
 
 
-def confirm_url(user: User) -> str:
-    """Return the signed ``<PUBLIC_BASE_URL>/confirm/<token>`` link for ``user``."""
-    token = make_confirm_token(user.id, user.email)
+class Recipient(Protocol):
+    """What the welcome mail needs of its user: the address and the name."""
+
+    email: str
+    name: str | None
+
+
+def confirm_url(user_id: int, email: str) -> str:
+    """Return the signed ``<PUBLIC_BASE_URL>/confirm/<token>`` link for a user."""
+    token = make_confirm_token(user_id, email)
     return f"{current_app.config['PUBLIC_BASE_URL']}/confirm/{token}"
 
 
-def enqueue_welcome_email(session: Session, user: User) -> Outbox:
-    """Queue the welcome email for ``user`` (already flushed) in ``session``."""
-    link = confirm_url(user)
+def enqueue_welcome_email(session: Session, user_id: int, user: Recipient) -> Outbox:
+    """Queue the welcome email for the user ``user_id`` (already inserted)."""
+    link = confirm_url(user_id, user.email)
     return enqueue_email(
         session,
         to=user.email,
         subject=current_app.config["WELCOME_SUBJECT"],
         text=render_template("email/welcome.txt", user=user, confirm_url=link),
         html=render_template("email/welcome.html", user=user, confirm_url=link),
-        user_id=user.id,
+        user_id=user_id,
         message_id_domain=current_app.config["MESSAGE_ID_DOMAIN"],
     )
