@@ -25,7 +25,6 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 PACKAGES = ("outbox_contract", "signup_service", "mailer_service")
-DOTENV = {"POSTGRES_PASSWORD": "not-a-real-password"}  # the one required value
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME, $$
 _VARIABLE = re.compile(
@@ -94,6 +93,15 @@ def compose_variables(path: Path = COMPOSE_FILE) -> set[str]:
         match["braced"] or match["bare"]
         for match in _VARIABLE.finditer(path.read_text())
         if not match["escaped"]
+    }
+
+
+def compose_required_variables(path: Path = COMPOSE_FILE) -> set[str]:
+    """Return the names compose.yaml requires (``${NAME:?...}`` or ``${NAME?...}``)."""
+    return {
+        match["braced"]
+        for match in _VARIABLE.finditer(path.read_text())
+        if match["op"] and match["op"].endswith("?")
     }
 
 
