@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.deployfiles import DOTENV, build_workdir, compose_config
+from tests.support.deployfiles import build_workdir, compose_config
 
 
 @pytest.fixture
 def config() -> dict[str, Any]:
-    """compose.yaml interpolated as compose would with a minimal .env."""
-    return compose_config(DOTENV)
+    """compose.yaml interpolated as compose would with no .env and an empty shell."""
+    return compose_config({})
 
 
 @pytest.fixture

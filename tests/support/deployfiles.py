@@ -7,6 +7,7 @@ instructions, and lay out the image's working directory from its COPY lines.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -25,10 +26,13 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 PACKAGES = ("outbox_contract", "signup_service", "mailer_service")
-# The required values.
-DOTENV = {
-    "POSTGRES_PASSWORD": "not-a-real-password",
-    "SECRET_KEY": "not-a-real-secret-key-but-long-enough-42",
+# Python files outside the packages that the image runs, such as gunicorn's config.
+RUNTIME_FILES = ("gunicorn.conf.py",)
+# Variables a dependency reads itself rather than through our config modules;
+# each counts as read only while that library is installed and mentions it.
+LIBRARY_ENV_NAMES = {
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus_client",
+    "XDG_RUNTIME_DIR": "gunicorn",  # where it puts its control socket
 }
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME, $$
@@ -101,6 +105,15 @@ def compose_variables(path: Path = COMPOSE_FILE) -> set[str]:
     }
 
 
+def compose_required_variables(path: Path = COMPOSE_FILE) -> set[str]:
+    """Return the names compose.yaml requires (``${NAME:?...}`` or ``${NAME?...}``)."""
+    return {
+        match["braced"]
+        for match in _VARIABLE.finditer(path.read_text())
+        if match["op"] and match["op"].endswith("?")
+    }
+
+
 def env_example_names(path: Path = ENV_EXAMPLE) -> set[str]:
     """Return the variables .env.example sets or shows commented out."""
     found = re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", path.read_text(), re.MULTILINE)
@@ -115,11 +128,33 @@ def parse_duration(text: str) -> float:
 
 
 def env_names_read_by_code(packages: Iterable[str] = PACKAGES) -> set[str]:
-    """Return every variable name the packages read from an environ mapping."""
+    """Return every variable name the image's code reads from an environ mapping.
+
+    That is the packages, the runtime files beside them, and the names in
+    LIBRARY_ENV_NAMES whose library is installed and reads them.
+    """
+    sources = [
+        source for package in packages for source in (ROOT / package).rglob("*.py")
+    ]
+    sources += [ROOT / name for name in RUNTIME_FILES if (ROOT / name).is_file()]
     names: set[str] = set()
-    for package in packages:
-        for source in (ROOT / package).rglob("*.py"):
-            names.update(_ENV_READ.findall(source.read_text()))
+    for source in sources:
+        names.update(_ENV_READ.findall(source.read_text()))
+    return names | env_names_read_by_libraries()
+
+
+def env_names_read_by_libraries() -> set[str]:
+    """Return the names of LIBRARY_ENV_NAMES that their installed library reads."""
+    names: set[str] = set()
+    for name, module in LIBRARY_ENV_NAMES.items():
+        spec = importlib.util.find_spec(module)
+        folders = (spec.submodule_search_locations or []) if spec else []
+        if any(
+            name in source.read_text(errors="replace")
+            for folder in folders
+            for source in Path(folder).rglob("*.py")
+        ):
+            names.add(name)
     return names
 
 
