@@ -19,7 +19,8 @@ _BLOCK = re.compile(
     r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
 )
 _EXPANDING = ("ids",)  # parameters bound as lists: ``id IN :ids``
-SYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = on")
+SYNCHRONOUS_COMMIT = text("SET synchronous_commit = on")
+ASYNCHRONOUS_COMMIT = text("RESET synchronous_commit")  # the session's own: off
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ class OutboxStore:
     ) -> None:
         # One connection for the store's life: checking one out of the pool (and
         # pinging it) for every outcome would double the round trips per message.
-        self.connection = connection
+        # Every statement here is a transaction of its own, so autocommit: one
+        # round trip each, instead of BEGIN, the statement and COMMIT.
+        self.connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.queries = load_queries(connection.dialect.name)
@@ -119,30 +122,30 @@ class OutboxStore:
         return self._run("release", ids=ids).rowcount
 
     def _run(self, name: str, synchronous: bool = False, **params: object) -> _Result:
-        """Execute one named statement as its own committed transaction.
+        """Execute one named statement as its own (autocommitted) transaction.
 
         The mailer's sessions commit asynchronously; ``synchronous`` makes this
         one commit wait for the WAL flush (PostgreSQL), for a marker that must
         survive a server crash.
         """
+        synchronous = synchronous and self.connection.dialect.name == "postgresql"
+        if synchronous:
+            self.connection.execute(SYNCHRONOUS_COMMIT)
         try:
-            if synchronous and self.connection.dialect.name == "postgresql":
-                self.connection.execute(SYNCHRONOUS_COMMIT)
             # A DML statement always yields a CursorResult, with rowcount.
             result: CursorResult = self.connection.execute(
                 self.queries[name], {"worker_id": self.worker_id, **params}
             )
             rows = list(result.all()) if result.returns_rows else None
-            self.connection.commit()
-        except BaseException:
-            self.connection.rollback()
-            raise
+        finally:
+            if synchronous:
+                self.connection.execute(ASYNCHRONOUS_COMMIT)
         return _Result(rows, result.rowcount)
 
 
 @dataclass(frozen=True)
 class _Result:
-    """What a statement returned, kept after its transaction committed."""
+    """What a statement returned, read before the next statement runs."""
 
     rows: list[Row] | None
     rowcount: int

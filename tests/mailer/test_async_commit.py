@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from mailer_service import create_app as create_mailer_app
 from mailer_service import db as mailer_db
+from mailer_service.store import OutboxStore
 from signup_service.database import db as signup_db
 from tests.support.databases import url_string
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox
@@ -75,3 +76,19 @@ def test_postgres_crash_loses_no_mail_and_repeats_only_its_last_moment(
         )
     # Only outcomes recorded in the crash window (plus those in flight) repeat.
     assert duplicates <= recent + CONCURRENCY, (duplicates, recent)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_hold_marker_alone_commits_synchronously(database_url, engine):
+    """mark_started waits for the WAL flush, then the session is async again."""
+    [row_id] = seed_outbox(engine, 1)
+    mailer = create_mailer_app({"DATABASE_URL": url_string(database_url)})
+    with mailer.app_context(), mailer_db.engine.connect() as connection:
+        store = OutboxStore(connection, "w", 30)
+        store.claim_due_rows(1)
+        assert store.mark_started(row_id)
+        after = connection.execute(text("SHOW synchronous_commit")).scalar()
+    mailer_db.engine.dispose()
+
+    assert after == "off"
+    assert outbox_rows(engine)[0]["send_started_at"] is not None
