@@ -83,12 +83,13 @@ def test_the_hold_marker_alone_commits_synchronously(database_url, engine):
     """mark_started waits for the WAL flush, then the session is async again."""
     [row_id] = seed_outbox(engine, 1)
     mailer = create_mailer_app({"DATABASE_URL": url_string(database_url)})
-    with mailer.app_context(), mailer_db.engine.connect() as connection:
-        store = OutboxStore(connection, "w", 30)
-        store.claim_due_rows(1)
-        assert store.mark_started(row_id)
-        after = connection.execute(text("SHOW synchronous_commit")).scalar()
-    mailer_db.engine.dispose()
+    with mailer.app_context():
+        with mailer_db.engine.connect() as connection:
+            store = OutboxStore(connection, "w", 30)
+            store.claim_due_rows(1)
+            assert store.mark_started(row_id)
+            after = connection.execute(text("SHOW synchronous_commit")).scalar()
+        mailer_db.engine.dispose()
 
     assert after == "off"
     assert outbox_rows(engine)[0]["send_started_at"] is not None
