@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import database
 from bench.procs import ROOT
+from mailer_service.config import DEFAULT_CONCURRENCY
 
 
 def int_list(value: str) -> list[int]:
@@ -52,8 +53,8 @@ def mailer_concurrency(arg: int | None) -> Concurrency:
     if inherited:
         # Reaches the mailers with the rest of our environment.
         return Concurrency({}, f"{inherited} (from the environment)", int(inherited))
-    # Unset: the mailer's own default, one connection per process today.
-    return Concurrency({}, "default", 1)
+    # Unset: the mailer's own default.
+    return Concurrency({}, f"default ({DEFAULT_CONCURRENCY})", DEFAULT_CONCURRENCY)
 
 
 def parser() -> argparse.ArgumentParser:
