@@ -115,8 +115,8 @@ def main(once: bool) -> None:
     MAIL_TIMEOUT) and MAILER_* (see README.md, Configuration). Run as many
     mailers as you like against one PostgreSQL database.
     """
-    configure_logging()
     try:
+        configure_logging()
         settings = relay_settings()
         app = create_app()
     except ConfigError as err:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service.policy import Failure, RetryPolicy
 from mailer_service.store import ClaimedRow, OutboxStore
+from outbox_contract.logs import redact_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,10 @@ class Outcomes:
         if failure is None:
             logger.info("delivered", extra=fields)
         else:
-            logger.warning("delivery failed: %s", failure.error, extra=fields)
+            # SMTP replies quote the recipient; the full text stays in last_error.
+            logger.warning(
+                "delivery failed: %s", redact_addresses(failure.error), extra=fields
+            )
         if not owned:
             logger.warning(
                 "outbox_id=%d was taken by another worker; outcome not recorded",
