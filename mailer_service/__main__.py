@@ -18,6 +18,7 @@ from mailer_service import create_app
 from mailer_service.config import relay_settings
 from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
+from mailer_service.web import metrics_address, start_metrics_server
 from outbox_contract.logs import configure_logging as configure_root_logging
 from outbox_contract.settings import ConfigError
 
@@ -119,6 +120,7 @@ def main(once: bool) -> None:
         configure_logging()
         settings = relay_settings()
         app = create_app()
+        metrics_at = metrics_address()
     except ConfigError as err:
         click.echo(f"mailer-service: configuration error: {err}", err=True)
         sys.exit(2)
@@ -130,6 +132,12 @@ def main(once: bool) -> None:
         return
     scheduler = build_scheduler(relay, settings.poll_interval)
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if metrics_at is not None:
+        try:
+            start_metrics_server(relay, scheduler, metrics_at)
+        except OSError as err:
+            click.echo(f"mailer-service: cannot serve metrics: {err}", err=True)
+            sys.exit(1)
     listener = start_listener(relay, scheduler, url)
     stop_on_signals(relay, scheduler, listener)
     logger.info(

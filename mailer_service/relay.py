@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer_service import db
+from mailer_service import db, metrics
 from mailer_service.config import RelaySettings
 from mailer_service.lease import Lease
 from mailer_service.outcomes import Outcomes
@@ -137,6 +137,7 @@ class Relay:
                 while not self.stopping and not self.pause.active:
                     since = time.monotonic()
                     rows = store.claim_due_rows(self.settings.batch_size)
+                    metrics.CLAIM_SECONDS.observe(time.monotonic() - since)
                     if not rows:
                         break
                     count, healthy = self.deliver_batch(store, connection, rows, since)
@@ -166,6 +167,7 @@ class Relay:
                 if self.stopping or connection_lost:
                     break
                 if not lease.holds(row.id):
+                    metrics.LEASES_LOST.inc()
                     logger.warning(
                         "outbox_id=%d lease lost before sending; skipped",
                         row.id,
@@ -182,6 +184,7 @@ class Relay:
                 connection_lost = failure is not None and failure.connection_lost
             # Whatever was not attempted goes back now, not when the lease ends.
             released = lease.release_all()
+            metrics.ROWS_RELEASED.inc(released)
             if released:
                 logger.info(
                     "released %d unsent rows", released, extra={"action": "release"}
@@ -194,6 +197,7 @@ class Relay:
     def log_database_error(self, err: SQLAlchemyError) -> None:
         """Log a failed tick: with its traceback once, then a line per poll."""
         extra = {"action": "tick_failed", "worker_id": self.worker_id}
+        metrics.DATABASE_ERRORS.inc()
         if self._database_failing:
             reason = str(getattr(err, "orig", None) or err).strip().splitlines()
             logger.warning("database still failing: %s", reason[0], extra=extra)

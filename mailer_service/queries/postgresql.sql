@@ -19,7 +19,8 @@ WHERE id IN (
     LIMIT :batch_size
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, recipient, subject, body_text, body_html, message_id, attempts;
+RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
+          CAST(EXTRACT(EPOCH FROM now() - created_at) AS double precision) AS age_seconds;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.

@@ -19,7 +19,8 @@ WHERE id IN (
     ORDER BY available_at, id
     LIMIT :batch_size
 )
-RETURNING id, recipient, subject, body_text, body_html, message_id, attempts;
+RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
+          (julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.
