@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from outbox_contract.logs import configure_logging
-from signup_service import database
+from signup_service import database, metrics
 from signup_service.config import signup_settings
 from signup_service.views import bp
 
@@ -24,4 +24,5 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     configure_logging()
     database.init_app(app)
     app.register_blueprint(bp)
+    metrics.init_app(app)
     return app

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from outbox_contract import User
+from signup_service import metrics
 from signup_service.config import MAX_REQUEST_BYTES
 from signup_service.database import db
 from signup_service.validation import (
@@ -57,6 +58,7 @@ def signup() -> tuple[Response, int]:
             return error(409, "email is already registered")
         raise  # some other constraint failed: a server fault, not the client's
     logger.info("signup", extra={"action": "signup", "user_id": user_id})
+    metrics.SIGNUPS.inc()
     return jsonify(id=user_id, email=form.email, name=form.name), 201
 
 
