@@ -61,7 +61,8 @@ class _Handler:
 class SmtpServer:
     """An in-process SMTP server on 127.0.0.1 with fault injection."""
 
-    def __init__(self) -> None:
+    def __init__(self, **controller_options: object) -> None:
+        """``controller_options`` go to aiosmtpd's Controller, e.g. authentication."""
         self.port = free_port()
         self.messages: list[EmailMessage] = []
         self.faults: list[str] = []
@@ -75,7 +76,7 @@ class SmtpServer:
         self.in_data = 0  # messages between DATA and the answer right now
         self.peak_in_data = 0  # the most there ever were at once
         self.controller = Controller(
-            _Handler(self), hostname="127.0.0.1", port=self.port
+            _Handler(self), hostname="127.0.0.1", port=self.port, **controller_options
         )
 
     def __enter__(self) -> SmtpServer:
