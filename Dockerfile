@@ -25,6 +25,6 @@ COPY migrations/ migrations/
 COPY gunicorn.conf.py ./
 
 USER app
-# 8000: the signup service; 9101: a mailer's /metrics and /healthz.
-EXPOSE 8000 9101
+# 8000: the signup service; 8001: `outbox serve`; 9101: a mailer's /metrics.
+EXPOSE 8000 8001 9101
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", "signup_service:create_app()"]
