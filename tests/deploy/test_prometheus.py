@@ -17,6 +17,7 @@ from mailer_service.web import MetricsApp
 from outbox_contract.metrics import QueueCollector, RegistryView
 from signup_service import create_app
 from signup_service.database import db
+from tests.support import ROOT
 from tests.support.deployfiles import service_env
 from tests.support.metrics import family_names
 from tests.support.promtool import prometheus_file, promtool
@@ -134,3 +135,19 @@ def test_compose_monitoring_profile_runs_a_pinned_prometheus(config):
     for name in ("prometheus", "status"):
         assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"]), name
     assert services["status"]["command"][:2] == ["outbox", "serve"]
+
+
+def test_operations_doc_lists_every_exported_metric(tmp_path):
+    """docs/operations.md's table names each family the services export."""
+    exported = mailer_families() | signup_families(tmp_path)
+    # prometheus-client's own families, and the *_created gauges it adds.
+    ours = {
+        n
+        for n in exported
+        if not n.startswith(("process_", "python_")) and not n.endswith("_created")
+    }
+    table = (ROOT / "docs" / "operations.md").read_text()
+
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.M))
+
+    assert documented == ours
