@@ -162,7 +162,9 @@ def test_on_starting_empties_a_configured_directory_and_keeps_it(tmp_path, monke
 
 
 def test_unset_directory_gets_a_fresh_one_removed_at_exit(monkeypatch):
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Empty counts as unset; setenv (unlike delenv of an absent name) makes
+    # monkeypatch undo what the config file writes into os.environ.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
