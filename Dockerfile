@@ -21,7 +21,10 @@ COPY mailer_service/ mailer_service/
 # Runtime dependencies only: the test and demo extras stay out of the image.
 RUN pip install . && rm -rf build ./*.egg-info
 COPY migrations/ migrations/
+# gunicorn's settings for the signup service: metrics across workers.
+COPY gunicorn.conf.py ./
 
 USER app
-EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", "signup_service:create_app()"]
+# 8000: the signup service; 8001: `outbox serve`; 9101: a mailer's /metrics.
+EXPOSE 8000 8001 9101
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", "signup_service:create_app()"]

@@ -22,6 +22,7 @@ from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
 from mailer_service.retention import redact_sent, redaction_key
 from mailer_service.store import load_queries
+from mailer_service.web import metrics_address, start_metrics_server
 from outbox_contract.logs import configure_logging as configure_root_logging
 from outbox_contract.settings import ConfigError
 
@@ -148,11 +149,12 @@ def main(once: bool) -> None:
     MAIL_TIMEOUT) and MAILER_* (see README.md, Configuration). Run as many
     mailers as you like against one PostgreSQL database.
     """
-    configure_logging()
     try:
+        configure_logging()
         settings = relay_settings()
         app = create_app()
         key = redaction_key() if settings.retention_days else None
+        metrics_at = metrics_address()
     except ConfigError as err:
         click.echo(f"mailer-service: configuration error: {err}", err=True)
         sys.exit(2)
@@ -166,6 +168,12 @@ def main(once: bool) -> None:
     if settings.retention_days and key:
         add_retention_job(scheduler, app, settings.retention_days, key)
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if metrics_at is not None:
+        try:
+            start_metrics_server(relay, scheduler, metrics_at)
+        except OSError as err:
+            click.echo(f"mailer-service: cannot serve metrics: {err}", err=True)
+            sys.exit(1)
     listener = start_listener(relay, scheduler, url)
     stop_on_signals(relay, scheduler, listener)
     logger.info(

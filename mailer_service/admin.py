@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from mailer_service.retention import recipient_hash, redact_sent, redaction_key
 from mailer_service.store import load_queries
 from outbox_contract.database import make_engine
+from outbox_contract.logs import configure_logging
 from outbox_contract.settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -270,6 +271,36 @@ def mailed(address: str) -> None:
     if not rows:
         click.echo("no mail to that address", err=True)
         raise SystemExit(1)
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. The page shows recipients: keep it local.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Serve the read-only status page until Ctrl-C.
+
+    Rows per status, the oldest due row's age, sent and failed per minute over
+    the last hour, the latest failures and a lookup by recipient.
+    """
+    # Imported here: the page imports format_age from this module.
+    from mailer_service.status_page import serve_status_page
+
+    try:
+        configure_logging()
+        engine = make_engine()
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    try:
+        serve_status_page(engine, host, port)
+    except OSError as err:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {err}") from None
+    finally:
+        engine.dispose()
 
 
 if __name__ == "__main__":

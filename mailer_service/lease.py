@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from mailer_service import metrics
 from mailer_service.store import ClaimedRow, OutboxStore
 
 
@@ -23,6 +24,7 @@ class Lease:
             started = time.monotonic()
             self.held = self.store.extend_leases(sorted(self.held))
             self.renewed_at = started
+            metrics.LEASE_RENEWALS.inc()
         return row_id in self.held
 
     def finish(self, row_id: int) -> None:

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailer_service import metrics
 from mailer_service.policy import Failure, RetryPolicy
 from mailer_service.store import ClaimedRow, OutboxStore
+from outbox_contract.logs import redact_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +85,24 @@ class Outcomes:
         else:
             owned = store.mark_retry(row.id, decision.error or "", decision.retry_in)
         result = decision.result if owned else f"{decision.result}-unrecorded"
+        code = failure.code if failure else 250
+        metrics.attempt_recorded(row, decision.result, code, took, owned)
         fields: dict[str, object] = {
             "action": "deliver",
             "outbox_id": row.id,
             "attempt": attempt,
             "result": result,
-            "code": failure.code if failure else 250,
+            "code": code,
             "latency_ms": round(took * 1000),
             "worker_id": worker_id,
         }
         if failure is None:
             logger.info("delivered", extra=fields)
         else:
-            logger.warning("delivery failed: %s", failure.error, extra=fields)
+            # SMTP replies quote the recipient; the full text stays in last_error.
+            logger.warning(
+                "delivery failed: %s", redact_addresses(failure.error), extra=fields
+            )
         if not owned:
             logger.warning(
                 "outbox_id=%d was taken by another worker; outcome not recorded",

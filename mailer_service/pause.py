@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+from mailer_service import metrics
+
 logger = logging.getLogger(__name__)
 
 MAX_SMTP_PAUSE = 60.0  # seconds, the longest pause in claiming after SMTP failed
@@ -39,6 +41,7 @@ class SmtpPause:
                 return
             self.length = min(max(self.first, 2 * self.length), self.longest)
             self.until = time.monotonic() + self.length
+        metrics.SMTP_PAUSES.inc()
         logger.warning(
             "SMTP connection failed; no claims for %.1fs",
             self.length,

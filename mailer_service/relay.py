@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer_service import db
+from mailer_service import db, metrics
 from mailer_service.config import RelaySettings
 from mailer_service.limits import ConnectionSlots, SendRate, Throttle
 from mailer_service.outcomes import Outcomes
@@ -148,6 +148,7 @@ class Relay:
     def log_database_error(self, err: SQLAlchemyError) -> None:
         """Log a failed tick: with its traceback once, then a line per poll."""
         extra = {"action": "tick_failed", "worker_id": self.worker_id}
+        metrics.DATABASE_ERRORS.inc()
         if self._database_failing:
             reason = str(getattr(err, "orig", None) or err).strip().splitlines()
             logger.warning("database still failing: %s", reason[0], extra=extra)

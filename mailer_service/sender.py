@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailer_service import metrics
 from mailer_service.config import RelaySettings
 from mailer_service.lease import Lease
 from mailer_service.limits import ConnectionSlots, SendRate, Throttle
@@ -61,6 +62,7 @@ class Sender:
             while not self.stopping.is_set() and not self.pause.active:
                 since = time.monotonic()
                 rows = store.claim_due_rows(self.settings.batch_size)
+                metrics.CLAIM_SECONDS.observe(time.monotonic() - since)
                 if not rows:
                     break
                 count, failure = self.deliver_batch(store, connection, rows, since)
@@ -116,6 +118,7 @@ class Sender:
                     ended_by = failure
             # Whatever was not attempted goes back now, not when the lease ends.
             released = lease.release_all()
+            metrics.ROWS_RELEASED.inc(released)
             if released:
                 logger.info(
                     "released %d unsent rows", released, extra={"action": "release"}
@@ -130,6 +133,7 @@ class Sender:
         if lease.holds(row.id) and (not self.hold or store.mark_started(row.id)):
             return True
         lease.finish(row.id)
+        metrics.LEASES_LOST.inc()
         logger.warning(
             "outbox_id=%d lease lost before sending; skipped",
             row.id,

@@ -8,8 +8,9 @@ transaction or row lock is ever held while the relay talks to SMTP.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 
@@ -35,6 +36,8 @@ class ClaimedRow:
     message_id: str
     attempts: int  # attempts made before this one
     send_started_at: object | None = None  # a send began under a lease now expired
+    age_seconds: float = 0.0  # since the row's insert, by the database's clock
+    claimed_at: float = field(default_factory=time.monotonic, compare=False)
 
 
 @cache

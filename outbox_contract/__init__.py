@@ -10,7 +10,8 @@ imports neither service, and no Flask. It holds:
 - :mod:`outbox_contract.settings`: ``DATABASE_URL``, ``MAIL_*`` and the
   environment parsers both services use;
 - :mod:`outbox_contract.database`: engine options and the SQLite pragmas;
-- :mod:`outbox_contract.logs`: the log format of every process.
+- :mod:`outbox_contract.logs`: the log format of every process (``LOG_FORMAT``);
+- :mod:`outbox_contract.metrics`: the queue gauges both services export.
 """
 
 from __future__ import annotations

@@ -29,11 +29,18 @@ POSTGRES_CONNECT_ARGS = {
 
 def engine_options(url: URL) -> dict[str, Any]:
     """Return create_engine() options suited to the database behind ``url``."""
+    # SQLAlchemy's error messages would otherwise carry the bound values, and
+    # so recipients and mail bodies, into every logged traceback.
+    private = {"hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         # The signup workers and the mailer share one file: wait for the lock
         # instead of failing with "database is locked".
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
-    return {"pool_pre_ping": True, "connect_args": postgres_connect_args(url)}
+        return {**private, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
+    return {
+        **private,
+        "pool_pre_ping": True,
+        "connect_args": postgres_connect_args(url),
+    }
 
 
 def postgres_connect_args(url: URL) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from outbox_contract.logs import configure_logging
-from signup_service import cli, database, limits, openapi, security
+from signup_service import cli, database, limits, metrics, openapi, security
 from signup_service.config import signup_settings
 from signup_service.confirm import bp as confirm_bp
 from signup_service.views import bp
@@ -43,4 +43,5 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     security.init_app(app)
     limits.init_app(app)
     cli.init_app(app)
+    metrics.init_app(app)
     return app

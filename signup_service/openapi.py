@@ -251,6 +251,18 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of every gunicorn worker.",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "The Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": COMPONENTS,
     }

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from outbox_contract import User
-from signup_service import idempotency
+from signup_service import idempotency, metrics
 from signup_service.config import MAX_REQUEST_BYTES
 from signup_service.database import db
 from signup_service.validation import (
@@ -77,6 +77,7 @@ def signup() -> Response | tuple[Response, int]:
             raise  # some other constraint failed: a server fault, not the client's
         return answer
     logger.info("signup", extra={"action": "signup", "user_id": user_id})
+    metrics.SIGNUPS.inc()
     return response, 201
 
 

@@ -21,7 +21,8 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
-          send_started_at;
+          send_started_at,
+          CAST(EXTRACT(EPOCH FROM now() - created_at) AS double precision) AS age_seconds;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.

@@ -21,7 +21,8 @@ WHERE id IN (
     LIMIT :batch_size
 )
 RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
-          send_started_at;
+          send_started_at,
+          (julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.

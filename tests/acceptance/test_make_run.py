@@ -13,6 +13,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from sqlalchemy import URL
 
 from tests.support import ROOT, VENV_BIN
+from tests.support.metrics import sample
 from tests.support.outbox import outbox_columns
 from tests.support.processes import child_env, free_port
 from tests.support.procfile import (
@@ -37,7 +39,9 @@ from tests.support.smtp import SmtpServer
 
 DELIVERY_TIMEOUT = 120.0  # seconds from the signup to the mail file and `sent`
 COLUMNS = ("id", "status", "attempts", "message_id")  # what the checks read
-CHECKOUT = ("Procfile", "pyproject.toml", "migrations")  # what the recipe reads
+# What the recipe reads.
+CHECKOUT = ("Procfile", "pyproject.toml", "migrations", "gunicorn.conf.py")
+PROCESSES = {"web", "smtp", "mailer", "status"}
 STARTED = re.compile(r"system\s+\| (\w+)\.1 started \(pid=(\d+)\)")
 
 pytestmark = pytest.mark.slow
@@ -65,6 +69,10 @@ class MakeRun:
         """The port gunicorn listens on."""
         return int(self.env["SIGNUP_PORT"])
 
+    def url(self, port_variable: str, path: str) -> str:
+        """Return the local URL of ``path`` on the port named by ``port_variable``."""
+        return f"http://127.0.0.1:{self.env[port_variable]}{path}"
+
     def output(self) -> str:
         """Return everything make, honcho and the processes printed so far."""
         return self.log.read_text(errors="replace")
@@ -78,7 +86,7 @@ class MakeRun:
         return [self.process.pid, *self.children().values()]
 
     def wait_started(self) -> None:
-        """Wait until web answers, the sink listens and the mailer polls."""
+        """Wait until web answers, the sink listens, the mailer polls, status serves."""
 
         def started() -> bool:
             """Tell whether all three are up; fail at once if make quit."""
@@ -87,9 +95,10 @@ class MakeRun:
                 answers(f"http://127.0.0.1:{self.web_port}/readyz")
                 and listening(int(self.env["SMTP_SINK_PORT"]))
                 and "polling every" in self.output()
+                and answers(self.url("STATUS_PORT", "/"))
             )
 
-        wait_or_fail(started, START_TIMEOUT, "web, smtp and mailer", self.output)
+        wait_or_fail(started, START_TIMEOUT, "all four processes", self.output)
 
     def interrupt(self) -> str:
         """Press Ctrl-C: SIGINT to the foreground group (make and honcho); wait."""
@@ -130,6 +139,8 @@ def newcomer_env() -> dict[str, str]:
         if Path(entry or ".").resolve() != VENV_BIN.resolve()
     )
     env["SIGNUP_PORT"] = str(free_port())
+    env["STATUS_PORT"] = str(free_port())
+    env["MAILER_METRICS_PORT"] = str(free_port())
     env["SMTP_SINK_PORT"] = env["MAIL_PORT"] = str(free_port())
     return env
 
@@ -179,15 +190,16 @@ def sign_up_and_wait_sent(run: MakeRun, database: URL) -> str:
 
 def assert_stopped_cleanly(run: MakeRun, output: str) -> None:
     """Every process stopped after Ctrl-C, on its own terms, and none is left."""
-    assert set(run.children()) == {"web", "smtp", "mailer"}, output
+    assert set(run.children()) == PROCESSES, output
     assert live_processes_in(run.groups()) == []
     assert "SIGINT received" in output
-    for name in ("web", "smtp", "mailer"):
+    for name in PROCESSES:
         assert f"{name}.1 stopped" in output
     # gunicorn and the mailer shut down gracefully, not by honcho's SIGKILL.
     assert "sending SIGKILL" not in output
     assert "Shutting down: Master" in output
     assert re.search(r"mailer\.1 +\| .* mailer \S+ stopped", output), output
+    assert re.search(r"status\.1 +\| .* status page stopped", output), output
     # make stops because of the interrupt (honcho exits 130), not a crash.
     assert re.search(r"\[.*run\] (Error 130|Interrupt)$", output, re.M), output
     assert run.process.returncode in (2, -signal.SIGINT)
@@ -195,12 +207,36 @@ def assert_stopped_cleanly(run: MakeRun, output: str) -> None:
     assert "database is locked" not in output
 
 
-def test_procfile_runs_web_smtp_sink_and_mailer():
-    """The Procfile names the three processes make run promises."""
+def assert_operable(run: MakeRun) -> None:
+    """Both /metrics answer with the delivery counted, and the status page too."""
+    web = scrape(run.url("SIGNUP_PORT", "/metrics"))
+    assert sample(web, "signup_users_created_total") == 1
+    assert sample(web, "outbox_rows", status="sent") == 1
+    mailer = scrape(run.url("MAILER_METRICS_PORT", "/metrics"))
+    assert sample(mailer, "mailer_messages_total", result="sent") == 1
+    assert scrape(run.url("MAILER_METRICS_PORT", "/healthz")).startswith(b"{")
+    page = scrape(run.url("STATUS_PORT", "/")).decode()
+    assert 'data-status="sent">' in page and 'id="failures-none"' in page
+    lookup = scrape(run.url("STATUS_PORT", "/?recipient=ada@example.com")).decode()
+    assert 'id="lookup-results"' in lookup
+
+
+def scrape(url: str) -> bytes:
+    """GET ``url`` as curl would and return the body; fail unless 200."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200, url
+        return response.read()
+
+
+def test_procfile_runs_web_smtp_sink_mailer_and_status_page():
+    """The Procfile names the four processes make run promises."""
     commands = procfile()
-    assert set(commands) == {"web", "smtp", "mailer"}
+    assert set(commands) == PROCESSES
     assert "signup_service:create_app()" in commands["web"]
-    assert commands["mailer"] == "python -m mailer_service"
+    assert " gunicorn -c gunicorn.conf.py " in f" {commands['web']}"
+    assert commands["mailer"].endswith(" python -m mailer_service")
+    assert "MAILER_METRICS_PORT=${MAILER_METRICS_PORT:-9101}" in commands["mailer"]
+    assert commands["status"] == "outbox serve --port ${STATUS_PORT:-8001}"
     assert "aiosmtpd.handlers.Mailbox var/mail" in commands["smtp"]
 
 
@@ -220,6 +256,7 @@ def test_make_run_signup_mail_lands_in_maildir_and_ctrl_c_stops_all(
     assert mail["X-RcptTo"] == "ada@example.com"  # the envelope, as the sink saw it
     assert mail["Subject"] == "Welcome aboard!"
     assert mail["Message-ID"] == message_id
+    assert_operable(run)
     assert_stopped_cleanly(run, run.interrupt())
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import URL
 
+from tests.support import ROOT
 from tests.support.databases import SqliteTemplate
 from tests.support.outbox import outbox_columns
 from tests.support.processes import child_env, free_port
@@ -47,6 +48,8 @@ def sqlite_url(sqlite_template: SqliteTemplate, tmp_path: Path) -> URL:
 def spawn(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], Path]]:
     """Start Procfile processes in tmp_path; SIGTERM them after, SIGKILL if stuck."""
     started: list[subprocess.Popen[bytes]] = []
+    # The web command reads gunicorn's config from its working directory.
+    (tmp_path / "gunicorn.conf.py").symlink_to(ROOT / "gunicorn.conf.py")
 
     def run(name: str, env: dict[str, str]) -> Path:
         """Start the Procfile's ``name`` process; return its log file."""
@@ -78,7 +81,10 @@ def test_sqlite_demo_concurrent_signups_never_lock(
     mailer_log = spawn(
         "mailer",
         child_env(
-            DATABASE_URL=database, MAIL_PORT=str(smtp.port), MAILER_POLL_INTERVAL="0.2"
+            DATABASE_URL=database,
+            MAIL_PORT=str(smtp.port),
+            MAILER_POLL_INTERVAL="0.2",
+            MAILER_METRICS_PORT=str(free_port()),
         ),
     )
     wait_or_fail(

@@ -29,7 +29,7 @@ from tests.support.deployfiles import (
     unknown_env_names,
 )
 
-APP_SERVICES = ("migrate", "signup", "mailer")
+APP_SERVICES = ("migrate", "signup", "mailer", "status")
 
 
 def check_compose_spec(path: Path) -> subprocess.CompletedProcess[str]:

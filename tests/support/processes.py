@@ -14,7 +14,14 @@ from pathlib import Path
 from tests.support import ROOT
 
 # Variables of the developer's shell that must not leak into a child's config.
-_CONFIG_PREFIXES = ("DATABASE_URL", "MAIL_", "MAILER_", "SIGNUP_")
+_CONFIG_PREFIXES = (
+    "DATABASE_URL",
+    "MAIL_",
+    "MAILER_",
+    "SIGNUP_",
+    "LOG_FORMAT",
+    "PROMETHEUS_MULTIPROC_DIR",
+)
 
 
 def free_port() -> int:

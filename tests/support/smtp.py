@@ -83,7 +83,8 @@ class _CountingController(Controller):
 class SmtpServer:
     """An in-process SMTP server on 127.0.0.1 with fault injection."""
 
-    def __init__(self) -> None:
+    def __init__(self, **controller_options: object) -> None:
+        """``controller_options`` go to aiosmtpd's Controller, e.g. authentication."""
         self.port = free_port()
         self.messages: list[EmailMessage] = []
         self.faults: list[str] = []
@@ -99,7 +100,7 @@ class SmtpServer:
         self.open_connections = 0  # client connections open right now
         self.peak_connections = 0  # the most there ever were at once
         self.controller = _CountingController(
-            _Handler(self), hostname="127.0.0.1", port=self.port
+            _Handler(self), hostname="127.0.0.1", port=self.port, **controller_options
         )
 
     def __enter__(self) -> SmtpServer:

@@ -1,0 +1,36 @@
+-- The status page's SQL for PostgreSQL (mailer_service/status_page.py); its
+-- counts come from the admin summary query. Everything here only reads.
+
+-- name: per_minute --
+-- Rows sent and rows failed in the last hour, by whole minutes ago (0 = this minute).
+SELECT minutes_ago, sum(sent) AS sent, sum(failed) AS failed
+FROM (
+    SELECT CAST(floor(EXTRACT(EPOCH FROM now() - sent_at) / 60) AS integer)
+               AS minutes_ago,
+           1 AS sent, 0 AS failed
+    FROM outbox
+    WHERE status = 'sent' AND sent_at > now() - interval '1 hour'
+    UNION ALL
+    SELECT CAST(floor(EXTRACT(EPOCH FROM now() - last_attempt_at) / 60) AS integer),
+           0, 1
+    FROM outbox
+    WHERE status = 'failed' AND last_attempt_at > now() - interval '1 hour'
+) AS recent
+GROUP BY minutes_ago
+ORDER BY minutes_ago;
+
+-- name: latest_failures --
+-- The :limit most recently failed rows, with why.
+SELECT id, recipient, attempts, last_attempt_at, last_error
+FROM outbox
+WHERE status = 'failed'
+ORDER BY last_attempt_at DESC NULLS LAST, id DESC
+LIMIT :limit;
+
+-- name: by_recipient --
+-- The :limit newest rows addressed to :recipient, ignoring case.
+SELECT id, status, attempts, created_at, sent_at, last_attempt_at, last_error
+FROM outbox
+WHERE lower(recipient) = lower(:recipient)
+ORDER BY id DESC
+LIMIT :limit;

@@ -1,0 +1,124 @@
+"""A full run logs no recipient address, no mail body and no SMTP password.
+
+Two people sign up through the real signup service (gunicorn, as compose runs
+it); a real mailer logs in to an SMTP server that demands a password, delivers
+one mail and has the other refused with a reply that quotes the address. Every
+line both processes wrote is then searched, in both log formats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import URL
+
+from tests.support import ROOT
+from tests.support.apps import TEST_APP_ENV
+from tests.support.databases import url_string
+from tests.support.deployfiles import compose_config
+from tests.support.gunicorn import Gunicorn, http
+from tests.support.outbox import outbox_columns
+from tests.support.processes import MailerProcess, child_env, wait_until
+from tests.support.procfile import with_venv_path
+from tests.support.smtp import SmtpServer
+
+pytestmark = pytest.mark.slow
+
+USERNAME = "outbox-relay"
+PASSWORD = "s3cret-Pa55word-never-logged"
+REFUSED, ACCEPTED = "ada.lovelace@example.com", "grace.hopper@example.com"
+REPLY = f"550 5.1.1 <{REFUSED}>: Recipient address rejected: no such user"
+BODY_LINES = ("Thanks for signing up with", "Your account is ready")
+
+
+class PasswordCheck:
+    """aiosmtpd authenticator: only USERNAME with PASSWORD gets in; counts logins."""
+
+    def __init__(self) -> None:
+        self.logins = 0
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        """Accept the one right login/password pair."""
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        ) == (USERNAME, PASSWORD)
+        self.logins += ok
+        return AuthResult(success=ok)
+
+
+@pytest.fixture
+def smtp_with_login() -> Iterator[tuple[SmtpServer, PasswordCheck]]:
+    """An SMTP server that offers AUTH without TLS (loopback only) and counts logins."""
+    check = PasswordCheck()
+    with SmtpServer(authenticator=check, auth_require_tls=False) as server:
+        yield server, check
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_full_run_logs_no_address_body_or_password(
+    pg_url: URL, smtp_with_login, tmp_path, log_format
+):
+    smtp, check = smtp_with_login
+    smtp.fail_next(REPLY)
+    env = child_env(
+        DATABASE_URL=url_string(pg_url),
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(smtp.port),
+        MAIL_USERNAME=USERNAME,
+        MAIL_PASSWORD=PASSWORD,
+        LOG_FORMAT=log_format,
+        **TEST_APP_ENV,
+    )
+    command = compose_config({})["services"]["signup"]["command"]
+    web = Gunicorn(command, with_venv_path(env), ROOT, tmp_path / "web.log")
+    try:
+        web.wait_ready()
+        for address in (REFUSED, ACCEPTED):
+            assert http(f"{web.base}/signup", {"email": address})[0] == 201
+        mailer = MailerProcess(
+            tmp_path / "mailer.log", **env, MAIL_TIMEOUT="2", MAILER_POLL_INTERVAL="0.1"
+        )
+        try:
+            assert wait_until(
+                lambda: (
+                    [s for (s,) in outbox_columns(pg_url, "status")]
+                    == ["failed", "sent"]
+                ),
+                60,
+            ), mailer.log()
+        finally:
+            assert mailer.terminate() == 0
+    finally:
+        assert web.stop() == 0
+
+    logs = {"web": web.log(), "mailer": mailer.log()}
+    everything = "\n".join(logs.values())
+    # The run did what it should, and said so.
+    assert check.logins >= 1 and len(smtp.messages) == 1
+    [(error,)] = outbox_columns(pg_url, "last_error")[:1]
+    assert error == REPLY  # the whole reply stays on the row
+    assert "code" in logs["mailer"] and "550" in logs["mailer"]
+    assert "[address]" in logs["mailer"]
+    assert "signup" in logs["web"]
+    # ... and nothing personal or secret reached a log.
+    for secret in (REFUSED, ACCEPTED, PASSWORD, *BODY_LINES):
+        assert secret.lower() not in everything.lower(), secret
+    assert "@example.com" not in everything
+    if log_format == "json":
+        assert_json_lines(logs["mailer"])
+
+
+def assert_json_lines(log: str) -> None:
+    """Every line is one JSON object; each outcome carries its structured fields."""
+    entries = [json.loads(line) for line in log.splitlines() if line.strip()]
+    outcomes = [e for e in entries if e.get("action") == "deliver"]
+    assert sorted(e["result"] for e in outcomes) == ["failed", "sent"]
+    for entry in outcomes:
+        assert {"outbox_id", "attempt", "code", "latency_ms", "worker_id"} <= set(entry)
+    [failed] = [e for e in outcomes if e["result"] == "failed"]
+    assert failed["code"] == 550
+    assert failed["message"].startswith("delivery failed: 550 5.1.1 <[address]>")
