@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,10 +27,46 @@ from mailer_service.store import ClaimedRow, OutboxStore
 
 logger = logging.getLogger(__name__)
 
+BATCH_SECONDS = 0.25  # seconds of sending one claim should hold, at most
+FIRST_BATCH_SHARE = 4  # before any send is timed, claim a quarter of a batch
+
 AMBIGUOUS = (
     "ambiguous: a mailer stopped after starting this send, so it may have been"
     " delivered (MAILER_ON_AMBIGUOUS=hold); check, then `outbox retry` it"
 )
+
+
+class BatchSizer:
+    """Claim about BATCH_SECONDS of sending at a time, up to MAILER_BATCH_SIZE rows.
+
+    Against a slow relay (50 ms a message) a full batch would leave a few
+    connections sending the last rows while the others sit idle; against a
+    fast server a full batch saves claims. The senders of a process share one
+    estimate of the time a message takes.
+    """
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.per_message = 0.0  # seconds, a moving average; 0 until measured
+        self._lock = threading.Lock()
+
+    def next_size(self) -> int:
+        """Return how many rows the next claim should take."""
+        if self.per_message <= 0:
+            return max(1, self.most // FIRST_BATCH_SHARE)
+        return max(1, min(self.most, int(BATCH_SECONDS / self.per_message)))
+
+    def observe(self, messages: int, seconds: float) -> None:
+        """Fold a batch's sending time into the estimate."""
+        if messages <= 0:
+            return
+        with self._lock:
+            sample = seconds / messages
+            self.per_message = (
+                sample
+                if self.per_message <= 0
+                else 0.7 * self.per_message + 0.3 * sample
+            )
 
 
 @dataclass
@@ -45,6 +81,10 @@ class Sender:
     throttle: Throttle
     rate: SendRate | None = None
     slots: ConnectionSlots | None = None
+    sizer: BatchSizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sizer = BatchSizer(self.settings.batch_size)
 
     @property
     def hold(self) -> bool:
@@ -60,12 +100,15 @@ class Sender:
         finished = 0
         try:
             while not self.stopping.is_set() and not self.pause.active:
+                size = self.sizer.next_size()
                 since = time.monotonic()
-                rows = store.claim_due_rows(self.settings.batch_size)
-                metrics.CLAIM_SECONDS.observe(time.monotonic() - since)
+                rows = store.claim_due_rows(size)
+                sending = time.monotonic()
+                metrics.CLAIM_SECONDS.observe(sending - since)
                 if not rows:
                     break
                 count, failure = self.deliver_batch(store, connection, rows, since)
+                self.sizer.observe(count, time.monotonic() - sending)
                 finished += count
                 if failure is not None:
                     if failure.slow_down:
@@ -73,7 +116,7 @@ class Sender:
                     self.pause.connection_failed(self.worker_id)
                     break
                 self.pause.connection_worked()
-                if len(rows) < self.settings.batch_size:
+                if len(rows) < size:
                     break
         finally:
             connection.close()
