@@ -287,8 +287,9 @@ def test_relay_skips_a_row_whose_lease_was_taken_mid_batch(make_relay, smtp, eng
 
     smtp.on_message = steal_second_row
     # A tiny lease makes the relay re-check its hold before every message; the
-    # first claim (a quarter of the batch) takes all three rows.
-    make_relay(lease_seconds=0.001, batch_size=12).run_tick()
+    # first claim (a quarter of the batch, 4) takes all three rows and, coming
+    # back short, ends the tick before the stolen row's tiny lease runs out.
+    make_relay(lease_seconds=0.001, batch_size=16).run_tick()
 
     rows = outbox_rows(engine)
     assert [(r["status"], r["locked_by"]) for r in rows] == [
