@@ -1,4 +1,4 @@
-"""The SQL in README's "Checking delivery state" section runs and tells the truth.
+"""The SQL in docs/operations.md's "Checking delivery state" section is true.
 
 Each ```sql block of that section is run as pasted (no parameter parsing)
 against a PostgreSQL database seeded with a row in every state, and its result
@@ -18,13 +18,13 @@ from outbox_contract import Outbox
 from tests.support import ROOT
 from tests.support.delivery_states import DAY, HOUR, MINUTE, SENT_AT, seed_every_state
 
-README = ROOT / "README.md"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 SECTION = "## Checking delivery state with SQL"
 
 
 def documented_queries() -> list[str]:
-    """Return the ```sql blocks of the README section, in order."""
-    text = README.read_text()
+    """Return the ```sql blocks of the documented section, in order."""
+    text = OPERATIONS_DOC.read_text()
     start = text.index(SECTION + "\n")
     end = text.find("\n## ", start + len(SECTION))
     section = text[start : end if end != -1 else len(text)]
@@ -97,7 +97,7 @@ EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
 ]
 
 
-def test_readme_documents_every_query():
+def test_operations_doc_documents_every_query():
     # Deleting or adding a query must come with its expected result below.
     assert len(documented_queries()) == len(EXPECTED) == 6
 
@@ -105,7 +105,7 @@ def test_readme_documents_every_query():
 @pytest.mark.parametrize(
     "index", range(len(EXPECTED)), ids=lambda i: EXPECTED[i].__name__
 )
-def test_readme_query_returns_the_documented_answer(pg_engine, index):
+def test_documented_query_returns_the_documented_answer(pg_engine, index):
     now = seed_every_state(pg_engine)
     sql = documented_queries()[index]
 
@@ -114,7 +114,7 @@ def test_readme_query_returns_the_documented_answer(pg_engine, index):
     assert rows == EXPECTED[index](now, db_now)
 
 
-def test_readme_stuck_query_is_empty_when_leases_are_live(pg_engine):
+def test_documented_stuck_query_is_empty_when_leases_are_live(pg_engine):
     """The negative case's counterpart: a healthy outbox shows no stuck rows."""
     seed_every_state(pg_engine)
     with pg_engine.begin() as connection:

@@ -1,6 +1,7 @@
 """An outbox with a row in every delivery state, and the users some belong to.
 
-The README's SQL (tests/sql) and the outbox_summary view are checked against it.
+The SQL in docs/operations.md (tests/sql) and the outbox_summary view are checked
+against it.
 """
 
 from __future__ import annotations
