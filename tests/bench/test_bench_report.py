@@ -160,8 +160,8 @@ def test_mailer_concurrency_comes_from_the_flag_then_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MAILER_CONCURRENCY", raising=False)
-    assert mailer_concurrency(None).label == "default (8)"
-    assert mailer_concurrency(None).effective == 8
+    assert mailer_concurrency(None).label == "default (4)"
+    assert mailer_concurrency(None).effective == 4
     assert mailer_concurrency(None).env == {}
     assert mailer_concurrency(8).env == {"MAILER_CONCURRENCY": "8"}
     monkeypatch.setenv("MAILER_CONCURRENCY", "4")

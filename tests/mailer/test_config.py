@@ -13,7 +13,7 @@ def test_relay_settings_defaults_are_documented_values():
         mail_timeout=30,
         poll_interval=1,
         batch_size=20,
-        concurrency=8,
+        concurrency=4,
         lease_seconds=120,
         max_attempts=10,
         backoff_seconds=30,
