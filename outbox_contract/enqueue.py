@@ -88,7 +88,7 @@ def enqueue_email(
     if dedupe_key is None:
         # An INSERT now rather than session.add(): the unit of work's flush
         # costs more than the statement, on every signup.
-        row_id = session.execute(_INSERT, values).scalar_one()
+        row_id = session.connection().execute(_INSERT, values).scalar_one()
         return Outbox(id=row_id, **values)
     return _enqueue_once(session, values)
 

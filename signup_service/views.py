@@ -61,9 +61,11 @@ def signup() -> Response | tuple[Response, int]:
     try:
         # A Core INSERT, not the ORM's unit of work: a signup is two INSERTs
         # and a commit, and the unit of work's bookkeeping cost more than both.
-        user_id = db.session.execute(
-            INSERT_USER, {"email": form.email, "name": form.name}
-        ).scalar_one()  # a taken email fails here
+        user_id = (
+            db.session.connection()
+            .execute(INSERT_USER, {"email": form.email, "name": form.name})
+            .scalar_one()
+        )  # a taken email fails here
         enqueue_welcome_email(db.session, user_id, form)
         response = jsonify(id=user_id, email=form.email, name=form.name)
         if key:
