@@ -8,15 +8,19 @@ process-wide listener, so no engine is changed behind its owner's back.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 
 from outbox_contract.settings import database_url
 
 SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for the SQLite lock
+
+TEST_AFTER_REST = 1.0  # seconds in the pool after which a connection is tested
 
 POSTGRES_CONNECT_ARGS = {
     "connect_timeout": 10,  # seconds to establish a connection
@@ -36,11 +40,8 @@ def engine_options(url: URL) -> dict[str, Any]:
         # The signup workers and the mailer share one file: wait for the lock
         # instead of failing with "database is locked".
         return {**private, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
-    return {
-        **private,
-        "pool_pre_ping": True,
-        "connect_args": postgres_connect_args(url),
-    }
+    # No pool_pre_ping: prepare_engine tests only connections that rested.
+    return {**private, "connect_args": postgres_connect_args(url)}
 
 
 def postgres_connect_args(url: URL) -> dict[str, Any]:
@@ -57,7 +58,34 @@ def prepare_engine(engine: Engine) -> Engine:
     """Attach the per-connection set-up ``engine``'s database needs; return it."""
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+    else:
+        event.listen(engine, "checkin", _note_rest)
+        event.listen(engine, "checkout", _test_if_rested)
     return engine
+
+
+def _note_rest(_dbapi_connection: Any, record: Any) -> None:
+    """Remember when a connection went back to the pool."""
+    record.info["rested_since"] = time.monotonic()
+
+
+def _test_if_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Test a connection that rested in the pool before handing it out.
+
+    A restarted server leaves dead connections in the pool. Testing every
+    checkout (pool_pre_ping) costs a round trip per request; a connection that
+    was in use a moment ago is alive, so only one that rested is tested. A
+    dead one is replaced: the pool retries on DisconnectionError.
+    """
+    rested_since = record.info.get("rested_since")
+    if rested_since is None or time.monotonic() - rested_since < TEST_AFTER_REST:
+        return
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as err:  # any driver error means: not usable
+        raise DisconnectionError(f"pooled connection is dead: {err}") from err
 
 
 def make_engine(environ: Mapping[str, str] = os.environ, **options: Any) -> Engine:

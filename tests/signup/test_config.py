@@ -116,7 +116,6 @@ def test_message_id_domain_comes_from_sender():
 def test_postgres_engine_bounds_connects_and_detects_dead_peers():
     options = engine_options(database_url({"DATABASE_URL": "postgresql://u@db/app"}))
 
-    assert options["pool_pre_ping"] is True
     assert options["connect_args"]["connect_timeout"] == 10
     assert options["connect_args"]["keepalives"] == 1
 
