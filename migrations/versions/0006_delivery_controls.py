@@ -4,8 +4,9 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-29 09:00:00
 
-- ``outbox.priority`` (smaller first) joins the due index, which now serves
-  the claim's order: priority, then due time.
+- ``outbox.priority`` (smaller first) joins the due index, which now is the
+  claim's exact order (priority, due time, id), so a claim reads its batch off
+  the front of the index instead of sorting the whole backlog.
 - ``outbox.dedupe_key`` is unique among rows not yet sent or failed (a partial
   unique index), so a producer can enqueue "at most one of these" safely.
 - ``outbox.send_started_at`` marks a send in progress under
@@ -46,8 +47,12 @@ def upgrade() -> None:
     op.add_column("outbox", sa.Column("send_started_at", timestamp))
     op.add_column("outbox", sa.Column("recipient_hash", sa.Text()))
     op.drop_index("ix_outbox_due", table_name="outbox")
+    # The claim's exact ORDER BY: it reads its batch off the front of the index.
     op.create_index(
-        "ix_outbox_due", "outbox", ["priority", "available_at"], **partial(CLAIMABLE)
+        "ix_outbox_due",
+        "outbox",
+        ["priority", "available_at", "id"],
+        **partial(CLAIMABLE),
     )
     op.create_index(
         "uq_outbox_dedupe_key", "outbox", ["dedupe_key"], unique=True, **partial(DEDUPE)

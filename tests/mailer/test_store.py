@@ -188,3 +188,29 @@ def test_claim_uses_the_due_index(engine, database_url):
         plan_text = "\n".join(plan)
         connection.rollback()
     assert "ix_outbox_due" in plan_text
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_claim_reads_its_batch_off_the_index_without_sorting_the_backlog(engine):
+    """A backlog costs a claim nothing: the index is the claim's own order."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO outbox (recipient, subject, body_text, message_id)"
+                " SELECT 'r@example.com', 's', 'b', '<' || g || '@example.com>'"
+                " FROM generate_series(1, 20000) AS g"
+            )
+        )
+    with engine.connect() as connection:
+        connection.execute(text("COMMIT"))
+        connection.execute(text("ANALYZE outbox"))
+        plan = "\n".join(
+            connection.execute(
+                text("EXPLAIN " + str(load_queries("postgresql")["claim_due"])),
+                {"worker_id": "x", "lease_seconds": 1, "batch_size": 20},
+            ).scalars()
+        )
+        connection.rollback()
+
+    assert "Index Scan using ix_outbox_due" in plan
+    assert "Sort" not in plan, plan
