@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
         help="seconds; the phase stops early with the rows it has",
     )
     claim = p.add_argument_group("claim cost against history")
-    claim.add_argument("--claim-runs", type=int, default=500)
+    claim.add_argument("--claim-runs", type=int, default=2000)
     claim.add_argument("--claim-pending", type=int, default=1000)
     claim.add_argument("--claim-history", type=int, default=1_000_000)
     claim.add_argument(
