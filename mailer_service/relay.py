@@ -14,7 +14,7 @@ import random
 import secrets
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import Flask
 from sqlalchemy import Connection
@@ -131,6 +131,9 @@ class Relay:
                     self._senders.submit(self.drain)
                     for _ in range(self.throttle.current())
                 ]
+                # Every sender ends before the tick does, even when one failed:
+                # a tick that returned early would let the next one overlap it.
+                wait(senders)
                 finished = sum(sender.result() for sender in senders)
             except SQLAlchemyError as err:
                 self.log_database_error(err)
