@@ -155,9 +155,7 @@ class Sender:
                 took = time.monotonic() - started
                 self.outcomes.record(store, row, failure, took, self.worker_id)
                 finished += 1
-                if failure is not None and (
-                    failure.connection_lost or failure.slow_down
-                ):
+                if failure is not None and failure.ends_batch:
                     ended_by = failure
             # Whatever was not attempted goes back now, not when the lease ends.
             released = lease.release_all()
