@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 
@@ -21,9 +20,6 @@ from mailer_service.store import OutboxStore
 logger = logging.getLogger(__name__)
 
 BURST_SHARE = 0.2  # the most of one second's worth that may come in a burst
-# seconds of the burst allowance kept back, so that SMTP latencies that vary from
-# message to message cannot push a window over the limit at the server
-LATENCY_MARGIN = 0.05
 SLOT_LOCK_CLASS = 0x6F7574  # advisory-lock namespace of the connection slots
 THROTTLE_RECOVERY = 60.0  # seconds without "too many" before a sender comes back
 
@@ -33,10 +29,12 @@ class SendRate:
 
     def __init__(self, per_second: float, stopping: threading.Event) -> None:
         self.interval = 1 / per_second  # seconds between sends, fleet-wide
-        # GCRA lets k sends into a 1-second window while (k-1) x interval minus
-        # tolerance < 1 s; this tolerance keeps k <= floor(1.2 x rate).
-        extra = math.floor((1 + BURST_SHARE) * per_second) - per_second
-        self.tolerance = max(0.0, extra / per_second - LATENCY_MARGIN)
+        # No burst tolerance: turns are spaced exactly 1/rate apart. The 20 %
+        # the limit allows is left to the SMTP latency that varies from message
+        # to message (a turn taken earlier may be delivered later): up to
+        # BURST_SHARE - 1/rate seconds of it keep every 1-second window at the
+        # server within floor(1.2 x rate) deliveries.
+        self.tolerance = 0.0
         self.stopping = stopping
 
     def wait_for_turn(self, store: OutboxStore) -> bool:
