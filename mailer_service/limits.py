@@ -28,19 +28,18 @@ class SendRate:
     """Wait for this mailer's turn under the fleet-wide rate, without spinning."""
 
     def __init__(self, per_second: float, stopping: threading.Event) -> None:
-        self.interval = 1 / per_second  # seconds between sends, fleet-wide
-        # No burst tolerance: turns are spaced exactly 1/rate apart. The 20 %
-        # the limit allows is left to the SMTP latency that varies from message
-        # to message (a turn taken earlier may be delivered later): up to
+        # Turns are spaced exactly this far apart, with no burst tolerance: the
+        # 20 % the limit allows is left to SMTP latency that varies from message
+        # to message (a turn taken earlier may be delivered later). Up to
         # BURST_SHARE - 1/rate seconds of it keep every 1-second window at the
         # server within floor(1.2 x rate) deliveries.
-        self.tolerance = 0.0
+        self.interval = 1 / per_second  # seconds between sends, fleet-wide
         self.stopping = stopping
 
     def wait_for_turn(self, store: OutboxStore) -> bool:
         """Return once this process may send one message; False if stopping."""
         while not self.stopping.is_set():
-            wait = store.take_send_turn(self.interval, self.tolerance)
+            wait = store.take_send_turn(self.interval)
             if wait <= 0:
                 return True
             self.stopping.wait(wait)  # sleeps until the turn, or until SIGTERM

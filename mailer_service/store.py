@@ -104,9 +104,9 @@ class OutboxStore:
         """Record, durably, that this row's send begins now; False if not ours."""
         return self._run("mark_started", synchronous=True, id=row_id).rowcount == 1
 
-    def take_send_turn(self, interval: float, tolerance: float) -> float:
+    def take_send_turn(self, interval: float) -> float:
         """Take a turn of the fleet-wide rate; return 0, or the seconds to wait."""
-        result = self._run("take_send_turn", interval=interval, tolerance=tolerance)
+        result = self._run("take_send_turn", interval=interval)
         return float(next(iter(result))[0])
 
     def take_connection_slot(self, lock_class: int, slot: int) -> bool:

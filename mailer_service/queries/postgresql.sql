@@ -81,9 +81,9 @@ SET status = 'pending',
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
 
 -- name: take_send_turn --
--- The fleet-wide rate limit (GCRA): take the next send time if it has come, less
--- :tolerance seconds of allowed burst, and push it on by :interval. Returns 0
--- when this send may go now, else the seconds until it may.
+-- The fleet-wide rate limit (GCRA, no burst): take the next send time if it has
+-- come, and push it on by :interval. Returns 0 when this send may go now, else
+-- the seconds until it may.
 WITH meter AS (
     SELECT next_at FROM outbox_send_rate WHERE id = 1 FOR UPDATE
 ), taken AS (
@@ -92,12 +92,11 @@ WITH meter AS (
                   + make_interval(secs => :interval)
     FROM meter
     WHERE outbox_send_rate.id = 1
-      AND meter.next_at - make_interval(secs => :tolerance) <= clock_timestamp()
+      AND meter.next_at <= clock_timestamp()
     RETURNING 1
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM taken) THEN 0.0
-            ELSE greatest(0.001, EXTRACT(EPOCH FROM meter.next_at
-                 - make_interval(secs => :tolerance) - clock_timestamp()))
+            ELSE greatest(0.001, EXTRACT(EPOCH FROM meter.next_at - clock_timestamp()))
        END AS wait_seconds
 FROM meter;
 

@@ -41,10 +41,10 @@ def test_send_rate_leaves_the_burst_allowance_to_latency(rate: float, most: int)
     meter = SendRate(rate, stopping=None)  # type: ignore[arg-type]
     lateness = BURST_SHARE - 1 / rate
     admitted = 1
-    while admitted * meter.interval - meter.tolerance < 1 + lateness:
+    while admitted * meter.interval < 1 + lateness:
         admitted += 1
 
-    assert meter.tolerance == 0
+    assert meter.interval == 1 / rate  # turns exactly 1/rate apart, no burst
     assert admitted <= most
 
 
