@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -28,7 +28,7 @@ from outbox_contract.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PURGE_BATCH_SIZE = 1000  # rows deleted per transaction
+DEFAULT_PURGE_BATCH_SIZE = 1000  # rows deleted or redacted per transaction
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # seconds per duration unit
 _DURATION = re.compile(r"(\d+)([smhd])")
 
@@ -74,6 +74,39 @@ def _database() -> Iterator[tuple[Engine, dict[str, TextClause]]]:
         raise click.ClickException(f"database error: {detail[0]}") from None
     finally:
         engine.dispose()
+
+
+def old_sent_rows_options(
+    verb: str, done: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add --sent-older-than and --batch-size to a command over old sent rows."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        """Apply both options to ``command``."""
+        command = click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=DEFAULT_PURGE_BATCH_SIZE,
+            show_default=True,
+            help=f"Rows {done} per transaction.",
+        )(command)
+        return click.option(
+            "--sent-older-than",
+            "older_than",
+            type=Duration(),
+            required=True,
+            help=f"{verb} sent rows delivered longer ago than this, e.g. 30d, 12h.",
+        )(command)
+
+    return decorate
+
+
+def _redaction_key() -> bytes:
+    """Return MAILER_REDACTION_KEY, or stop the command with its error."""
+    try:
+        return redaction_key()
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def format_age(seconds: int | None) -> str:
@@ -171,20 +204,7 @@ def requeue_failed(since: int | None) -> None:
 
 
 @cli.command()
-@click.option(
-    "--sent-older-than",
-    "older_than",
-    type=Duration(),
-    required=True,
-    help="Delete sent rows delivered longer ago than this, e.g. 30d, 12h.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=DEFAULT_PURGE_BATCH_SIZE,
-    show_default=True,
-    help="Rows deleted per transaction.",
-)
+@old_sent_rows_options("Delete", "deleted")
 def purge(older_than: int, batch_size: int) -> None:
     """Delete old sent rows in batches, against table bloat.
 
@@ -212,20 +232,7 @@ def purge(older_than: int, batch_size: int) -> None:
 
 
 @cli.command()
-@click.option(
-    "--sent-older-than",
-    "older_than",
-    type=Duration(),
-    required=True,
-    help="Redact sent rows delivered longer ago than this, e.g. 30d.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=DEFAULT_PURGE_BATCH_SIZE,
-    show_default=True,
-    help="Rows redacted per transaction.",
-)
+@old_sent_rows_options("Redact", "redacted")
 def redact(older_than: int, batch_size: int) -> None:
     """Blank the body and recipient of old sent rows, keeping an audit record.
 
@@ -234,10 +241,7 @@ def redact(older_than: int, batch_size: int) -> None:
     ADDRESS` can still tell whether an address was mailed. Only sent rows are
     touched, never queued ones. MAILER_RETENTION_DAYS does this on a schedule.
     """
-    try:
-        key = redaction_key()
-    except ConfigError as err:
-        raise click.ClickException(str(err)) from None
+    key = _redaction_key()
     with _database() as (engine, queries):
         count, batches = redact_sent(
             engine, queries, float(older_than), key, batch_size
@@ -253,10 +257,7 @@ def mailed(address: str) -> None:
     Needs MAILER_REDACTION_KEY, the key the rows were redacted with. Exits
     with status 1 when no row matches.
     """
-    try:
-        key = redaction_key()
-    except ConfigError as err:
-        raise click.ClickException(str(err)) from None
+    key = _redaction_key()
     params = {
         "recipient": address.strip().lower(),
         "recipient_hash": recipient_hash(key, address),

@@ -120,7 +120,7 @@ class Sender:
                     break
         finally:
             connection.close()
-            if self.slots and slot is not None:
+            if self.slots and slot is not None:  # both: for the type checker
                 self.slots.give(store, slot)
         return finished
 
