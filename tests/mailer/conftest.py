@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import URL
+from sqlalchemy import URL, Engine, create_engine
+from sqlalchemy.pool import NullPool
 
 from mailer_service import create_app, db
 from mailer_service.config import RelaySettings
@@ -60,16 +63,16 @@ def make_relay(database_url: URL, smtp: SmtpServer) -> Iterator[Callable[..., Re
             db.engine.dispose()
 
 
-@pytest.fixture
-def start_mailer(
-    database_url, smtp, tmp_path
+@contextmanager
+def mailers_on(
+    url: URL, smtp: SmtpServer, folder: Path
 ) -> Iterator[Callable[..., MailerProcess]]:
-    """Start mailer processes on the test's database; all are gone after the test."""
+    """Start mailer processes on ``url``; all of them are gone afterwards."""
     started: list[MailerProcess] = []
 
     def start(**env: str) -> MailerProcess:
         settings = {
-            "DATABASE_URL": url_string(database_url),
+            "DATABASE_URL": url_string(url),
             "MAIL_PORT": str(smtp.port),
             "MAIL_TIMEOUT": "1",
             "MAILER_LEASE_SECONDS": "4",
@@ -77,14 +80,40 @@ def start_mailer(
             "MAILER_BATCH_SIZE": "20",
             **env,
         }
-        started.append(
-            MailerProcess(tmp_path / f"mailer-{len(started)}.log", **settings)
-        )
+        started.append(MailerProcess(folder / f"mailer-{len(started)}.log", **settings))
         return started[-1]
 
-    yield start
-    for mailer in started:
-        mailer.stop_quietly()
+    try:
+        yield start
+    finally:
+        for mailer in started:
+            mailer.stop_quietly()
+
+
+@pytest.fixture
+def start_mailer(
+    database_url, smtp, tmp_path
+) -> Iterator[Callable[..., MailerProcess]]:
+    """Start mailer processes on the test's database; all are gone after the test."""
+    with mailers_on(database_url, smtp, tmp_path) as start:
+        yield start
+
+
+@pytest.fixture
+def start_cluster_mailer(
+    cluster, smtp, tmp_path
+) -> Iterator[Callable[..., MailerProcess]]:
+    """Start mailer processes on the test's own cluster, which it may stop."""
+    with mailers_on(cluster.url, smtp, tmp_path) as start:
+        yield start
+
+
+@pytest.fixture
+def cluster_engine(cluster) -> Iterator[Engine]:
+    """An engine on the test's own cluster that holds no connection between uses."""
+    engine = create_engine(cluster.url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

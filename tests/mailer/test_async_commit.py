@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
 from mailer_service import create_app as create_mailer_app
 from mailer_service import db as mailer_db
@@ -19,7 +18,7 @@ from mailer_service.store import OutboxStore
 from signup_service.database import db as signup_db
 from tests.support.databases import url_string
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox
-from tests.support.processes import MailerProcess, wait_until
+from tests.support.processes import wait_until
 
 CRASH_WINDOW = 1.0  # seconds of outcomes a PostgreSQL crash may lose (~0.6 s)
 CONCURRENCY = 4  # SMTP connections of the mailer under test
@@ -40,32 +39,22 @@ def test_only_the_mailer_commits_asynchronously(database_url, make_app):
 
 @pytest.mark.slow
 def test_postgres_crash_loses_no_mail_and_repeats_only_its_last_moment(
-    cluster, smtp, tmp_path
+    cluster, cluster_engine, start_cluster_mailer, smtp
 ):
-    engine = create_engine(cluster.url, poolclass=NullPool)
+    engine = cluster_engine
     ids = seed_outbox(engine, 800)
     smtp.delay = 0.01  # a steady stream of outcomes, some always in flight
-    mailer = MailerProcess(
-        tmp_path / "mailer.log",
-        DATABASE_URL=url_string(cluster.url),
-        MAIL_PORT=str(smtp.port),
-        MAIL_TIMEOUT="1",
-        MAILER_LEASE_SECONDS="4",
-        MAILER_POLL_INTERVAL="0.1",
-        MAILER_CONCURRENCY=str(CONCURRENCY),
+    mailer = start_cluster_mailer(
+        MAILER_POLL_INTERVAL="0.1", MAILER_CONCURRENCY=str(CONCURRENCY)
     )
-    try:
-        assert wait_until(lambda: len(smtp.messages) >= 200, 60), mailer.log()
-        crashed_at = time.monotonic()
-        cluster.stop("immediate")  # no checkpoint, no flush: a PostgreSQL crash
-        assert wait_until(lambda: "database error" in mailer.log(), 30), mailer.log()
-        cluster.start()
+    assert wait_until(lambda: len(smtp.messages) >= 200, 60), mailer.log()
+    crashed_at = time.monotonic()
+    cluster.stop("immediate")  # no checkpoint, no flush: a PostgreSQL crash
+    assert wait_until(lambda: "database error" in mailer.log(), 30), mailer.log()
+    cluster.start()
 
-        assert wait_until(all_sent(engine, len(ids)), 120), mailer.log()
-        assert mailer.terminate() == 0
-    finally:
-        mailer.stop_quietly()
-        engine.dispose()
+    assert wait_until(all_sent(engine, len(ids)), 120), mailer.log()
+    assert mailer.terminate() == 0
 
     received = smtp.message_ids()
     assert set(received) == {row["message_id"] for row in outbox_rows(engine)}

@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
 from tests.support import ROOT
 from tests.support.databases import (
@@ -15,7 +14,7 @@ from tests.support.databases import (
 )
 from tests.support.delivery_states import seed_every_state
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox, status_counts
-from tests.support.processes import MailerProcess, child_env, wait_until
+from tests.support.processes import child_env, wait_until
 from tests.support.smtp import HangingServer
 
 pytestmark = pytest.mark.slow
@@ -202,32 +201,23 @@ def test_mailer_help_names_its_configuration():
     assert "DATABASE_URL" in result.stdout and "--once" in result.stdout
 
 
-def test_mailer_resumes_after_the_database_server_restarts(cluster, smtp, tmp_path):
-    engine = create_engine(cluster.url, poolclass=NullPool)
-    mailer = MailerProcess(
-        tmp_path / "mailer.log",
-        DATABASE_URL=url_string(cluster.url),
-        MAIL_PORT=str(smtp.port),
-        MAIL_TIMEOUT="1",
-        MAILER_LEASE_SECONDS="4",
-        MAILER_POLL_INTERVAL="0.1",
-    )
-    try:
-        seed_outbox(engine, 5, prefix="before-")
-        assert wait_until(all_sent(engine, 5), 60), mailer.log()
+def test_mailer_resumes_after_the_database_server_restarts(
+    cluster, cluster_engine, start_cluster_mailer, smtp
+):
+    engine = cluster_engine
+    mailer = start_cluster_mailer(MAILER_POLL_INTERVAL="0.1")
+    seed_outbox(engine, 5, prefix="before-")
+    assert wait_until(all_sent(engine, 5), 60), mailer.log()
 
-        cluster.stop()
-        assert wait_until(lambda: "database error" in mailer.log(), 30), mailer.log()
-        assert mailer.alive()
-        cluster.start()
+    cluster.stop()
+    assert wait_until(lambda: "database error" in mailer.log(), 30), mailer.log()
+    assert mailer.alive()
+    cluster.start()
 
-        seed_outbox(engine, 5, prefix="after-")
-        assert wait_until(all_sent(engine, 10), 60), mailer.log()
-        assert "database is back" in mailer.log()
-        assert mailer.terminate() == 0
-    finally:
-        mailer.stop_quietly()
-        engine.dispose()
+    seed_outbox(engine, 5, prefix="after-")
+    assert wait_until(all_sent(engine, 10), 60), mailer.log()
+    assert "database is back" in mailer.log()
+    assert mailer.terminate() == 0
     assert sorted(smtp.message_ids().values()) == [1] * 10
 
 

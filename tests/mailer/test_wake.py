@@ -7,12 +7,10 @@ so a delivery within a few seconds can only come from LISTEN/NOTIFY.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
-from tests.support.databases import url_string
 from tests.support.outbox import all_sent, seed_outbox
-from tests.support.processes import MailerProcess, wait_until
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -90,26 +88,16 @@ def test_listener_recovers_after_its_backend_is_terminated(
     assert listening_count(mailer) == 2
 
 
-def test_listener_recovers_after_the_database_restarts(cluster, smtp, tmp_path):
-    engine = create_engine(cluster.url, poolclass=NullPool)
-    mailer = MailerProcess(
-        tmp_path / "mailer.log",
-        DATABASE_URL=url_string(cluster.url),
-        MAIL_PORT=str(smtp.port),
-        MAIL_TIMEOUT="1",
-        MAILER_LEASE_SECONDS="4",
-        MAILER_POLL_INTERVAL=POLL,
-    )
-    try:
-        assert wait_until(lambda: listening_count(mailer) == 1, 30), mailer.log()
-        cluster.stop("fast")
-        cluster.start()
-        assert wait_until(lambda: listening_count(mailer) == 2, 60), mailer.log()
+def test_listener_recovers_after_the_database_restarts(
+    cluster, cluster_engine, start_cluster_mailer, smtp
+):
+    mailer = start_cluster_mailer(MAILER_POLL_INTERVAL=POLL)
+    assert wait_until(lambda: listening_count(mailer) == 1, 30), mailer.log()
+    cluster.stop("fast")
+    cluster.start()
+    assert wait_until(lambda: listening_count(mailer) == 2, 60), mailer.log()
 
-        seed_outbox(engine, 1)
+    seed_outbox(cluster_engine, 1)
 
-        assert wait_until(all_sent(engine, 1), WELL_BEFORE_THE_POLL), mailer.log()
-        assert mailer.terminate() == 0
-    finally:
-        mailer.stop_quietly()
-        engine.dispose()
+    assert wait_until(all_sent(cluster_engine, 1), WELL_BEFORE_THE_POLL), mailer.log()
+    assert mailer.terminate() == 0
