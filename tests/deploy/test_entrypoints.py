@@ -8,14 +8,10 @@ and the venv's bin first on PATH, standing in for the image's interpreter.
 from __future__ import annotations
 
 import importlib
-import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic.config import Config
@@ -28,6 +24,7 @@ from signup_service.database import db
 from tests.support import ROOT
 from tests.support.databases import url_string
 from tests.support.deployfiles import container_env, service_env
+from tests.support.gunicorn import bound_to, http
 from tests.support.processes import free_port, wait_until
 
 STARTUP_TIMEOUT = 120.0  # seconds for gunicorn to answer; other tests share the CPUs
@@ -145,28 +142,6 @@ def test_signup_command_factory_builds_the_app(config, tmp_path):
             db.engine.dispose()
 
 
-def http_status(url: str, payload: dict[str, Any] | None = None) -> int | None:
-    """Return the HTTP status of a GET (or a JSON POST), or None if unreachable."""
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        err.close()
-        return err.code
-    except OSError:
-        return None
-
-
-def bound_to(command: list[str], address: str) -> list[str]:
-    """Return ``command`` with its ``--bind`` value replaced by ``address``."""
-    index = command.index("--bind")
-    return [*command[: index + 1], address, *command[index + 2 :]]
-
-
 @pytest.fixture
 def signup_server(
     config, image_workdir, sqlite_template, tmp_path
@@ -199,14 +174,14 @@ def test_compose_signup_command_serves_until_sigterm(config, signup_server):
     probe_env = container_env()
 
     wait_until(
-        lambda: process.poll() is not None or http_status(f"{base}/healthz") == 200,
+        lambda: process.poll() is not None or http(f"{base}/healthz")[0] == 200,
         STARTUP_TIMEOUT,
     )
 
     assert process.poll() is None, log.read_text()
-    assert http_status(f"{base}/healthz") == 200, log.read_text()
-    assert http_status(f"{base}/readyz") == 200, log.read_text()
-    assert http_status(f"{base}/signup", {"email": "ada@example.com"}) == 201
+    assert http(f"{base}/healthz")[0] == 200, log.read_text()
+    assert http(f"{base}/readyz")[0] == 200, log.read_text()
+    assert http(f"{base}/signup", {"email": "ada@example.com"})[0] == 201
     assert run_command(probe, probe_env).returncode == 0
 
     process.terminate()  # what `docker compose stop` sends first

@@ -10,8 +10,6 @@ changes: the database, SMTP and Redis addresses, and the listening ports.
 from __future__ import annotations
 
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from tests.support.databases import url_string
 from tests.support.deployfiles import container_env as process_env
+from tests.support.gunicorn import bound_to, http
 from tests.support.manifests import (
     applied_objects,
     container_env,
@@ -103,27 +102,6 @@ class Pod:
             )
 
 
-def http_status(url: str, body: bytes | None = None) -> int | None:
-    """Return the status of a GET (or a JSON POST of ``body``), None if unreachable."""
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        err.close()
-        return err.code
-    except OSError:
-        return None
-
-
-def bound_to(command: list[str], address: str) -> list[str]:
-    """Return ``command`` with its ``--bind`` value replaced by ``address``."""
-    index = command.index("--bind")
-    return [*command[: index + 1], address, *command[index + 2 :]]
-
-
 def stop(process: subprocess.Popen[Any]) -> int:
     """SIGTERM ``process`` as the kubelet does; return its exit status."""
     if process.poll() is None:
@@ -190,13 +168,13 @@ def test_kubernetes_pods_run_read_only(image_workdir, empty_pg_url, smtp, tmp_pa
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(
-            lambda: web.poll() is not None or http_status(f"{base}/readyz") == 200,
+            lambda: web.poll() is not None or http(f"{base}/readyz")[0] == 200,
             STARTUP_TIMEOUT,
         )
-        assert http_status(f"{base}/healthz") == 200, web_log.read_text()
-        assert http_status(f"{base}/readyz") == 200, web_log.read_text()
-        body = b'{"email": "ada@example.com"}'
-        assert http_status(f"{base}/signup", body) == 201, web_log.read_text()
+        assert http(f"{base}/healthz")[0] == 200, web_log.read_text()
+        assert http(f"{base}/readyz")[0] == 200, web_log.read_text()
+        body = {"email": "ada@example.com"}
+        assert http(f"{base}/signup", body)[0] == 201, web_log.read_text()
         assert smtp.wait_for(1, DELIVERY_TIMEOUT), mailer_log.read_text()
         assert smtp.messages[0]["To"] == "ada@example.com"
     finally:
