@@ -25,7 +25,7 @@ from bench.pg import libpq_url
 
 INSERT_USER = "INSERT INTO users (email, name) VALUES (%s, %s) RETURNING id"
 INSERT_EMAIL = """
-INSERT INTO outbox (recipient, subject, body_text, body_html, message_id, user_id)
+INSERT INTO outbox (recipient, subject, body_text, body_html, message_id, dedupe_key)
 VALUES (%s, %s, %s, %s, %s, %s)
 """
 
@@ -86,7 +86,7 @@ def create_app(database_url: str | None = None) -> Flask:
                     TEXT.format(email=email),
                     HTML.format(email=email),
                     f"<{uuid.uuid4().hex}@example.com>",
-                    user_id,
+                    f"welcome:{user_id}",
                 ),
             )
         return jsonify(id=user_id, email=email, name=name), 201

@@ -12,16 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import click
-from sqlalchemy import Engine, TextClause
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
+from mailer_service.admin_database import database as _database
+from mailer_service.admin_show import migrate, show
 from mailer_service.retention import recipient_hash, redact_sent, redaction_key
-from mailer_service.store import load_queries
 from outbox_contract.database import make_engine
 from outbox_contract.logs import configure_logging
 from outbox_contract.settings import ConfigError
@@ -52,28 +49,6 @@ class Duration(click.ParamType):
                 ctx,
             )
         return int(match[1]) * _UNITS[match[2]]
-
-
-@contextmanager
-def _database() -> Iterator[tuple[Engine, dict[str, TextClause]]]:
-    """Yield an engine on ``DATABASE_URL`` and the admin SQL for its dialect.
-
-    Only ``DATABASE_URL`` is read: a bad ``MAIL_*`` value must not keep an
-    operator from looking at the outbox.
-    """
-    try:
-        engine = make_engine(poolclass=NullPool)
-    except ConfigError as err:
-        raise click.ClickException(str(err)) from None
-    try:
-        yield engine, load_queries(f"admin_{engine.dialect.name}")
-    except SQLAlchemyError as err:
-        # The driver's own first line names the problem; SQLAlchemy's wrapper
-        # adds the statement and a link, too much for a terminal.
-        detail = str(getattr(err, "orig", None) or err).strip().splitlines()
-        raise click.ClickException(f"database error: {detail[0]}") from None
-    finally:
-        engine.dispose()
 
 
 def old_sent_rows_options(
@@ -303,6 +278,9 @@ def serve(host: str, port: int) -> None:
     finally:
         engine.dispose()
 
+
+cli.add_command(show)
+cli.add_command(migrate)
 
 if __name__ == "__main__":
     cli(prog_name="outbox")

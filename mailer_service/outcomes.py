@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service import metrics
-from mailer_service.policy import Failure, RetryPolicy
+from mailer_service.policy import RetryPolicy
+from mailer_service.smtp import Attempt
 from mailer_service.store import ClaimedRow, OutboxStore
 from outbox_contract.logs import redact_addresses
 
@@ -27,7 +28,7 @@ class Outcomes:
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
         self._lock = threading.Lock()  # senders record from several threads
-        self._unrecorded: list[tuple[ClaimedRow, Failure | None, float, str]] = []
+        self._unrecorded: list[tuple[ClaimedRow, Attempt, float, str]] = []
         self._unreleased: set[int] = set()
         self._unreleased_by: str | None = None
 
@@ -40,16 +41,16 @@ class Outcomes:
         self,
         store: OutboxStore,
         row: ClaimedRow,
-        failure: Failure | None,
+        attempt: Attempt,
         took: float,
         worker_id: str,
     ) -> None:
         """Commit the outcome of one attempt, fenced by this worker's id."""
         try:
-            self._write(store, row, failure, took, worker_id)
+            self._write(store, row, attempt, took, worker_id)
         except SQLAlchemyError:
             with self._lock:
-                self._unrecorded.append((row, failure, took, worker_id))
+                self._unrecorded.append((row, attempt, took, worker_id))
             raise
 
     def carry_release(self, ids: Iterable[int]) -> None:
@@ -71,19 +72,22 @@ class Outcomes:
         self,
         store: OutboxStore,
         row: ClaimedRow,
-        failure: Failure | None,
+        outcome: Attempt,
         took: float,
         worker_id: str,
     ) -> None:
         """Apply the policy's decision to the row and log one line for it."""
+        failure, refused = outcome.failure, outcome.refused
         attempt = row.attempts + 1
         decision = self.policy.decide(failure, attempt)
         if decision.result == "sent":
-            owned = store.mark_sent(row.id)
+            owned = store.mark_sent(row.id, refused)
         elif decision.result == "failed":
-            owned = store.mark_failed(row.id, decision.error or "")
+            owned = store.mark_failed(row.id, decision.error or "", refused)
         else:
-            owned = store.mark_retry(row.id, decision.error or "", decision.retry_in)
+            owned = store.mark_retry(
+                row.id, decision.error or "", decision.retry_in, refused
+            )
         result = decision.result if owned else f"{decision.result}-unrecorded"
         code = failure.code if failure else 250
         metrics.attempt_recorded(row, decision.result, code, took, owned)
@@ -96,6 +100,8 @@ class Outcomes:
             "latency_ms": round(took * 1000),
             "worker_id": worker_id,
         }
+        if refused and failure is None:
+            fields["refused"] = len(refused)  # how many, never who
         if failure is None:
             logger.info("delivered", extra=fields)
         else:

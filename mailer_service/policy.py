@@ -39,7 +39,11 @@ def classify(exc: Exception, *, connecting: bool = False) -> Failure:
     greeting, failed login) are never the message's fault: always transient.
     """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, reply = next(iter(exc.recipients.values()))
+        # Every recipient refused. Permanent only if every refusal is: a 4xx
+        # for one of them means a later attempt may still reach it.
+        replies = list(exc.recipients.values())
+        transient = [r for r in replies if not 500 <= r[0] < 600]
+        code, reply = (transient or replies)[0]
         return _reply_failure(code, reply, connecting)
     if isinstance(exc, smtplib.SMTPResponseException):
         return _reply_failure(exc.smtp_code, exc.smtp_error, connecting)

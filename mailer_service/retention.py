@@ -64,6 +64,9 @@ def redact_sent(
                         for row in rows
                     ],
                 )
+                connection.execute(
+                    queries["redact_attachments"], [{"id": row.id} for row in rows]
+                )
         redacted += len(rows)
         batches += 1
         if len(rows) < batch_size:

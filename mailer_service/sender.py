@@ -22,8 +22,9 @@ from mailer_service.limits import ConnectionSlots, SendRate, Throttle
 from mailer_service.outcomes import Outcomes
 from mailer_service.pause import SmtpPause
 from mailer_service.policy import Failure
-from mailer_service.smtp import TimeoutConnection, send_row
+from mailer_service.smtp import Attempt, TimeoutConnection, send_row
 from mailer_service.store import ClaimedRow, OutboxStore
+from outbox_contract.message import attachment_count
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,8 @@ class Sender:
                 if self.hold and row.send_started_at is not None:
                     lease.finish(row.id)
                     self.outcomes.record(
-                        store, row, Failure(AMBIGUOUS, permanent=True), 0.0,
-                        self.worker_id,
+                        store, row, Attempt(Failure(AMBIGUOUS, permanent=True)),
+                        0.0, self.worker_id,
                     )  # fmt: skip
                     continue
                 if self.rate and not self.rate.wait_for_turn(store):
@@ -150,13 +151,13 @@ class Sender:
                 if not self.owns(store, lease, row):
                     continue
                 started = time.monotonic()
-                failure = send_row(connection, row)
+                attempt = send_row(connection, row, self.attachments(store, row))
                 lease.finish(row.id)
                 took = time.monotonic() - started
-                self.outcomes.record(store, row, failure, took, self.worker_id)
+                self.outcomes.record(store, row, attempt, took, self.worker_id)
                 finished += 1
-                if failure is not None and failure.ends_batch:
-                    ended_by = failure
+                if attempt.failure is not None and attempt.failure.ends_batch:
+                    ended_by = attempt.failure
             # Whatever was not attempted goes back now, not when the lease ends.
             released = lease.release_all()
             metrics.ROWS_RELEASED.inc(released)
@@ -168,6 +169,13 @@ class Sender:
             self.outcomes.carry_release(lease.held)
             raise
         return finished, ended_by
+
+    @staticmethod
+    def attachments(store: OutboxStore, row: ClaimedRow) -> list:
+        """Load the row's attachments, only if the stored message counts any."""
+        if not attachment_count(row.message):
+            return []
+        return store.load_attachments(row.id)
 
     def owns(self, store: OutboxStore, lease: Lease, row: ClaimedRow) -> bool:
         """Make sure the row is still ours to send (and, under hold, mark it)."""

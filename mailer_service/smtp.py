@@ -13,26 +13,25 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from dataclasses import dataclass, field
+from typing import Any
 
-import flask_mail
 from flask import current_app
-from flask_mail import Connection, Message
+from flask_mail import BadHeaderError, Connection, sanitize_address
 
+from mailer_service.message import OutboxMessage, build_message
 from mailer_service.policy import DELIVERY_ERRORS, Failure, classify
-from mailer_service.store import ClaimedRow
+from mailer_service.store import ClaimedRow, Refused
 
 logger = logging.getLogger(__name__)
 
 
-def _placeholder_message_id() -> str:
-    """Stand in for the Message-ID that :func:`build_message` replaces anyway."""
-    return "<placeholder@outbox.invalid>"
+@dataclass(frozen=True)
+class Attempt:
+    """How one send went: the failure (None if accepted) and who was refused."""
 
-
-# Flask-Mail's Message() calls email.utils.make_msgid() for every message, and
-# that calls socket.getfqdn(): a reverse DNS lookup per message, slow on hosts
-# with slow DNS. Every outbox row carries its own Message-ID, so skip it.
-flask_mail.make_msgid = _placeholder_message_id
+    failure: Failure | None
+    refused: Refused = field(default_factory=dict)
 
 
 class TimeoutConnection(Connection):
@@ -62,6 +61,26 @@ class TimeoutConnection(Connection):
             host.close()
             raise
         return host
+
+    def send(  # type: ignore[override]
+        self, message: OutboxMessage, envelope_from: str | None = None
+    ) -> Refused:
+        """Send as Flask-Mail does, but return the recipients the server refused.
+
+        Flask-Mail's own ``send`` throws away what ``sendmail()`` returns, and
+        raises only when every recipient is refused.
+        """
+        if message.has_bad_headers():
+            raise BadHeaderError
+        assert self.host is not None, "open() the connection first"
+        refused = self.host.sendmail(
+            sanitize_address(envelope_from or message.sender),
+            [sanitize_address(a.address) for a in message.envelope.recipients],
+            message.as_bytes(),
+        )
+        return {
+            address: (code, _text(reply)) for address, (code, reply) in refused.items()
+        }
 
     def open(self) -> TimeoutConnection:
         """Open the SMTP session; errors propagate to the caller."""
@@ -96,41 +115,44 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
-def build_message(row: ClaimedRow) -> Message:
-    """Build the Flask-Mail message for ``row``, with the row's Message-ID."""
-    message = Message(
-        subject=row.subject,
-        recipients=[row.recipient],
-        body=row.body_text,
-        html=row.body_html,
-    )
-    # msgId is the one Message-ID header; extra_headers would add a second.
-    message.msgId = row.message_id
-    return message
-
-
-def send_row(connection: TimeoutConnection, row: ClaimedRow) -> Failure | None:
-    """Try to deliver ``row`` once; return None on success, else the Failure."""
+def send_row(
+    connection: TimeoutConnection, row: ClaimedRow, attachments: list[Any]
+) -> Attempt:
+    """Try to deliver ``row`` once; return how it went."""
     try:
-        message = build_message(row)
+        message = build_message(row, attachments)
     except DELIVERY_ERRORS as exc:
-        return classify(exc)
+        return Attempt(classify(exc))
     if not connection.usable:
         try:
             connection.open()
         except DELIVERY_ERRORS as exc:
-            return classify(exc, connecting=True)
+            return Attempt(classify(exc, connecting=True))
     try:
-        connection.send(message)
+        refused = connection.send(message)
     except DELIVERY_ERRORS as exc:
         failure = classify(exc)
+        refused = _all_refused(exc)
     except Exception as exc:  # a bug, not a delivery problem: keep its traceback
         logger.exception("unexpected error sending outbox_id=%d", row.id)
         failure = Failure(f"{type(exc).__name__}: {exc}", connection_lost=True)
+        refused = {}
     else:
-        return None
+        return Attempt(None, refused)
     if failure.connection_lost or failure.code is None:
         # Without an SMTP reply, smtplib did not reset the session: it may be
         # mid-transaction. Start the next message on a fresh connection.
         connection.close()
-    return failure
+    return Attempt(failure, refused)
+
+
+def _all_refused(exc: Exception) -> Refused:
+    """Return every recipient of an SMTPRecipientsRefused, with its reply."""
+    if not isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return {}
+    return {a: (code, _text(reply)) for a, (code, reply) in exc.recipients.items()}
+
+
+def _text(reply: bytes | str) -> str:
+    """Decode an SMTP reply text."""
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

@@ -7,6 +7,7 @@ transaction or row lock is ever held while the relay talks to SMTP.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ _BLOCK = re.compile(
     r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
 )
 _EXPANDING = ("ids",)  # parameters bound as lists: ``id IN :ids``
+# What a server said of each recipient it refused: address -> (code, reply).
+Refused = dict[str, tuple[int, str]]
 SYNCHRONOUS_COMMIT = text("SET synchronous_commit = on")
 ASYNCHRONOUS_COMMIT = text("RESET synchronous_commit")  # the session's own: off
 
@@ -37,6 +40,8 @@ class ClaimedRow:
     attempts: int  # attempts made before this one
     send_started_at: object | None = None  # a send began under a lease now expired
     age_seconds: float = 0.0  # since the row's insert, by the database's clock
+    message: object | None = None  # outbox.message: the whole message, or None
+    created_epoch: float = 0.0  # the insert time, the Date of a plain row
     claimed_at: float = field(default_factory=time.monotonic, compare=False)
 
 
@@ -85,20 +90,40 @@ class OutboxStore:
         result = self._run("extend_leases", ids=ids, lease_seconds=self.lease_seconds)
         return {row[0] for row in result}
 
-    def mark_sent(self, row_id: int) -> bool:
-        """Record a delivery; False if another worker owns the row now."""
-        return self._run("mark_sent", id=row_id).rowcount == 1
+    def load_attachments(self, row_id: int) -> list[Row]:
+        """Return the attachments of ``row_id`` in order (only rows that have any)."""
+        return list(self._run("load_attachments", id=row_id))
 
-    def mark_retry(self, row_id: int, error: str, delay_seconds: float) -> bool:
+    def mark_sent(self, row_id: int, refused: Refused | None = None) -> bool:
+        """Record a delivery; False if another worker owns the row now."""
+        result = self._run("mark_sent", id=row_id, refused=_json(refused))
+        return result.rowcount == 1
+
+    def mark_retry(
+        self,
+        row_id: int,
+        error: str,
+        delay_seconds: float,
+        refused: Refused | None = None,
+    ) -> bool:
         """Record a transient failure and schedule the next attempt."""
         result = self._run(
-            "mark_retry", id=row_id, error=error, delay_seconds=delay_seconds
+            "mark_retry",
+            id=row_id,
+            error=error,
+            delay_seconds=delay_seconds,
+            refused=_json(refused),
         )
         return result.rowcount == 1
 
-    def mark_failed(self, row_id: int, error: str) -> bool:
+    def mark_failed(
+        self, row_id: int, error: str, refused: Refused | None = None
+    ) -> bool:
         """Record a permanent failure; the row is never retried automatically."""
-        return self._run("mark_failed", id=row_id, error=error).rowcount == 1
+        result = self._run(
+            "mark_failed", id=row_id, error=error, refused=_json(refused)
+        )
+        return result.rowcount == 1
 
     def mark_started(self, row_id: int) -> bool:
         """Record, durably, that this row's send begins now; False if not ours."""
@@ -144,6 +169,13 @@ class OutboxStore:
             if synchronous:
                 self.connection.execute(ASYNCHRONOUS_COMMIT)
         return _Result(rows, result.rowcount)
+
+
+def _json(refused: Refused | None) -> str | None:
+    """Render refused recipients for ``outbox.refused``: {address: [code, reply]}."""
+    if not refused:
+        return None
+    return json.dumps({a: [code, reply] for a, (code, reply) in refused.items()})
 
 
 @dataclass(frozen=True)

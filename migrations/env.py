@@ -1,18 +1,30 @@
-"""Alembic environment: the URL comes from DATABASE_URL, the schema from the models.
+"""Alembic environment of the signup service's history: ``users`` and its kin.
 
-Tests hand in an open connection through ``config.attributes["connection"]``.
+The URL comes from DATABASE_URL, the schema from ``AppBase``. The outbox's
+tables have a history of their own (``outbox migrate``); this one looks only
+at the signup service's tables. Tests hand in an open connection through
+``config.attributes["connection"]``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from outbox_contract.database import prepare_engine
-from outbox_contract.schema import Base
+from outbox_contract.schema import AppBase
 from outbox_contract.settings import database_url
 
-target_metadata = Base.metadata
+target_metadata = AppBase.metadata
+
+
+def include_object(
+    _object: Any, name: str | None, type_: str, _reflected: bool, _compare: Any
+) -> bool:
+    """Look at the signup service's tables only; the outbox migrates itself."""
+    return type_ != "table" or name in target_metadata.tables
 
 
 def run_migrations(connection: Connection) -> None:
@@ -20,6 +32,7 @@ def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=include_object,
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
@@ -33,6 +46,7 @@ def run_offline() -> None:
     context.configure(
         url=database_url().render_as_string(hide_password=False),
         target_metadata=target_metadata,
+        include_object=include_object,
         literal_binds=True,
     )
     with context.begin_transaction():

@@ -3,10 +3,15 @@
 Both services, the migrations and the benchmark stand on this package; it
 imports neither service, and no Flask. It holds:
 
-- :mod:`outbox_contract.schema`: the ``users``, ``idempotency_keys`` and
-  ``outbox`` tables, declared once (the migrations are checked against it);
+- :mod:`outbox_contract.schema`: the outbox's tables (``OutboxBase``) and the
+  signup service's (``AppBase``), declared once (the migrations are checked
+  against them);
+- :mod:`outbox_contract.message`: a whole message, checked, and its stored
+  JSON form;
 - :mod:`outbox_contract.enqueue`: :func:`enqueue_email`, the one way for any
   producer to queue a mail inside its own transaction;
+- :mod:`outbox_contract.migrate`: the outbox's own migration history
+  (``outbox migrate``);
 - :mod:`outbox_contract.settings`: ``DATABASE_URL``, ``MAIL_*`` and the
   environment parsers both services use;
 - :mod:`outbox_contract.database`: engine options and the SQLite pragmas;
@@ -17,15 +22,24 @@ imports neither service, and no Flask. It holds:
 from __future__ import annotations
 
 from outbox_contract.enqueue import enqueue_email, new_message_id
+from outbox_contract.message import (
+    Address,
+    Attachment,
+    MailMessage,
+    MessageError,
+    MessageTooLarge,
+)
 from outbox_contract.schema import (
     FAILED,
     PENDING,
     SENDING,
     SENT,
     STATUSES,
-    Base,
+    AppBase,
     IdempotencyKey,
     Outbox,
+    OutboxAttachment,
+    OutboxBase,
     User,
 )
 from outbox_contract.settings import ConfigError
@@ -36,10 +50,17 @@ __all__ = [
     "SENDING",
     "SENT",
     "STATUSES",
-    "Base",
+    "Address",
+    "AppBase",
+    "Attachment",
     "ConfigError",
     "IdempotencyKey",
+    "MailMessage",
+    "MessageError",
+    "MessageTooLarge",
     "Outbox",
+    "OutboxAttachment",
+    "OutboxBase",
     "User",
     "enqueue_email",
     "new_message_id",

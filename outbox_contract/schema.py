@@ -1,11 +1,16 @@
-"""The schema, declared once: ``users``, ``idempotency_keys`` and ``outbox``.
+"""The schema, declared once, on two MetaData objects that never refer to each other.
 
-The outbox table is the contract between the two services. Producers insert
-rows (:func:`outbox_contract.enqueue_email`); the mailer claims and updates
-them with the SQL in ``mailer_service/queries``. ``idempotency_keys`` belongs to
-the signup service alone but is declared here too, since the migrations see
-only this MetaData. Alembic migrations are checked against these
-declarations, so a change here needs a migration.
+``OutboxBase.metadata`` holds the outbox's own tables: ``outbox``,
+``outbox_attachments`` and ``outbox_send_rate``. They are the contract between
+producers and the mailer, stand alone (no foreign key leaves them) and have
+their own migration history (``outbox migrate``), so any app can add them to
+its database beside its own tables.
+
+``AppBase.metadata`` holds the signup service's tables, ``users`` and
+``idempotency_keys``, migrated by the top-level ``migrations/`` history. They
+are declared here because the migrations may import only this package.
+Alembic migrations are checked against both, so a change here needs a
+migration.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     DateTime,
@@ -20,12 +26,14 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     Text,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so alembic autogenerate never sees a rename.
@@ -58,15 +66,26 @@ DEDUPE_WHERE = f"status IN {_sql_list(CLAIMABLE)} AND dedupe_key IS NOT NULL"
 # SQLite's INTEGER PRIMARY KEY is its rowid; BIGINT there would not autoincrement.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Timestamp = DateTime(timezone=True)
+# jsonb on PostgreSQL (queryable with ->, ->> and @>), JSON text on SQLite.
+Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+# Where the outbox history keeps its revision: never an app's alembic_version.
+OUTBOX_VERSION_TABLE = "outbox_alembic_version"
 
 
-class Base(DeclarativeBase):
-    """Declarative base whose MetaData carries the naming convention."""
+class OutboxBase(DeclarativeBase):
+    """The outbox's own tables; its MetaData carries the naming convention."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class User(Base):
+class AppBase(DeclarativeBase):
+    """The signup service's tables, on a MetaData of their own."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(AppBase):
     """A signed-up user; ``email`` is stored lower-cased, so unique ignores case."""
 
     __tablename__ = "users"
@@ -80,7 +99,7 @@ class User(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
-class IdempotencyKey(Base):
+class IdempotencyKey(AppBase):
     """The first answer to a ``POST /signup`` that carried an ``Idempotency-Key``.
 
     Written in the signup's own transaction and pointing at the user it
@@ -104,8 +123,15 @@ class IdempotencyKey(Base):
     )
 
 
-class Outbox(Base):
-    """One email to deliver, with its delivery state."""
+class Outbox(OutboxBase):
+    """One email to deliver, with its delivery state.
+
+    ``recipient``, ``subject``, ``body_text``, ``body_html`` and ``message_id``
+    are the plain contract: a row with only these is sent as a message to one
+    recipient. ``message`` holds the rest of a whole message (sender, every
+    recipient with its display name, Reply-To, Date, extra headers, the count of
+    attachments), as versioned JSON: see :mod:`outbox_contract.message`.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -161,12 +187,37 @@ class Outbox(Base):
     send_started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # Keyed hash of the recipient, kept when ``outbox redact`` blanks the address.
     recipient_hash: Mapped[str | None] = mapped_column(Text)
-    user_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    # The whole message beyond the plain columns (version 1); NULL: a plain row.
+    message: Mapped[dict | None] = mapped_column(Json)
+    # Recipients the server refused while accepting the message for others:
+    # {"address": [reply code, "reply text"]}. NULL when none was refused.
+    refused: Mapped[dict | None] = mapped_column(Json)
+
+
+class OutboxAttachment(OutboxBase):
+    """One attachment (or inline image) of an outbox row, in send order.
+
+    Kept apart from ``outbox`` so the claim never reads a blob: the mailer
+    loads a row's attachments only when it builds that row.
+    """
+
+    __tablename__ = "outbox_attachments"
+
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox.id", ondelete="CASCADE"), index=True
     )
+    position: Mapped[int] = mapped_column(SmallInteger)
+    filename: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(Text)
+    # "attachment", or "inline" for an image the HTML shows by its cid:.
+    disposition: Mapped[str] = mapped_column(Text)
+    # The part's own headers, such as Content-ID: [["Content-ID", "<logo>"]].
+    headers: Mapped[list | None] = mapped_column(Json)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class SendRate(Base):
+class SendRate(OutboxBase):
     """The fleet-wide send-rate meter: one row, shared by every mailer.
 
     ``next_at`` is the theoretical time of the next send (GCRA, the "virtual

@@ -6,10 +6,10 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from outbox_contract.database import prepare_engine
-from outbox_contract.schema import Base
+from outbox_contract.schema import AppBase
 
 # The service's own extension object; the tables come from the contract.
-db = SQLAlchemy(metadata=Base.metadata)
+db = SQLAlchemy(metadata=AppBase.metadata)
 
 
 def init_app(app: Flask) -> None:

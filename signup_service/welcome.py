@@ -24,6 +24,11 @@ def confirm_url(user_id: int, email: str) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL']}/confirm/{token}"
 
 
+def welcome_key(user_id: int) -> str:
+    """Return the dedupe key of ``user_id``'s welcome mail, how we find it again."""
+    return f"welcome:{user_id}"
+
+
 def enqueue_welcome_email(session: Session, user_id: int, user: Recipient) -> Outbox:
     """Queue the welcome email for the user ``user_id`` (already inserted)."""
     link = confirm_url(user_id, user.email)
@@ -33,6 +38,9 @@ def enqueue_welcome_email(session: Session, user_id: int, user: Recipient) -> Ou
         subject=current_app.config["WELCOME_SUBJECT"],
         text=render_template("email/welcome.txt", user=user, confirm_url=link),
         html=render_template("email/welcome.html", user=user, confirm_url=link),
-        user_id=user_id,
+        # The signup's own link from a user to the welcome mail: the outbox's
+        # tables have no foreign key to ours. It also stops a second welcome
+        # while the first is unsent.
+        dedupe_key=welcome_key(user_id),
         message_id_domain=current_app.config["MESSAGE_ID_DOMAIN"],
     )

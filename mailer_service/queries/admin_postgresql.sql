@@ -81,18 +81,48 @@ LIMIT :batch_size
 FOR UPDATE SKIP LOCKED;
 
 -- name: redact_row --
--- Blank the body and recipient of one sent row, keeping a keyed hash of the address.
+-- Blank the body and every address of one sent row (the whole message's JSON and
+-- the refused recipients too), keeping a keyed hash of the first address.
 UPDATE outbox
 SET recipient = '',
     body_text = '',
     body_html = NULL,
+    message = NULL,
+    refused = NULL,
     recipient_hash = :recipient_hash
 WHERE id = :id AND status = 'sent';
 
+-- name: redact_attachments --
+-- Attachments are message content: a redacted row keeps none.
+DELETE FROM outbox_attachments
+WHERE outbox_id = :id;
+
 -- name: mailed --
--- Every row for one address, whether still readable or redacted to its hash.
+-- Every row for one address, as To, Cc or Bcc, or redacted to its hash.
 SELECT id, status, created_at, sent_at, message_id,
        recipient_hash IS NOT NULL AS redacted
 FROM outbox
-WHERE lower(recipient) = :recipient OR recipient_hash = :recipient_hash
+WHERE lower(recipient) = :recipient
+   OR recipient_hash = :recipient_hash
+   OR EXISTS (
+          SELECT 1
+          FROM jsonb_array_elements(coalesce(message -> 'to', '[]')
+                                    || coalesce(message -> 'cc', '[]')
+                                    || coalesce(message -> 'bcc', '[]')) AS r
+          WHERE lower(r ->> 'address') = :recipient)
 ORDER BY id;
+
+-- name: show_row --
+-- One row, whole, for `outbox show` (the attachments' content excepted).
+SELECT id, status, priority, attempts, created_at, available_at, last_attempt_at,
+       sent_at, recipient, subject, message_id, dedupe_key, last_error,
+       body_text, body_html, message, refused
+FROM outbox
+WHERE id = :id;
+
+-- name: show_attachments --
+-- The attachments of one row, in order, by size rather than content.
+SELECT position, filename, content_type, disposition, length(content) AS size
+FROM outbox_attachments
+WHERE outbox_id = :id
+ORDER BY position;

@@ -22,7 +22,9 @@ WHERE id IN (
 )
 RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
           send_started_at,
-          CAST(EXTRACT(EPOCH FROM now() - created_at) AS double precision) AS age_seconds;
+          CAST(EXTRACT(EPOCH FROM now() - created_at) AS double precision) AS age_seconds,
+          message,
+          CAST(EXTRACT(EPOCH FROM created_at) AS double precision) AS created_epoch;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.
@@ -30,6 +32,13 @@ UPDATE outbox
 SET locked_until = now() + make_interval(secs => :lease_seconds)
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending'
 RETURNING id;
+
+-- name: load_attachments --
+-- The attachments of one row, in order: read only when that row is built.
+SELECT filename, content_type, disposition, headers, content
+FROM outbox_attachments
+WHERE outbox_id = :id
+ORDER BY position;
 
 -- name: mark_sent --
 -- The SMTP server accepted the message.
@@ -39,7 +48,8 @@ SET status = 'sent',
     attempts = attempts + 1,
     last_attempt_at = now(),
     locked_by = NULL,
-    locked_until = NULL
+    locked_until = NULL,
+    refused = CAST(:refused AS jsonb)
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
 -- name: mark_retry --
@@ -52,7 +62,8 @@ SET status = 'pending',
     available_at = now() + make_interval(secs => :delay_seconds),
     send_started_at = NULL,
     locked_by = NULL,
-    locked_until = NULL
+    locked_until = NULL,
+    refused = CAST(:refused AS jsonb)
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
 -- name: mark_failed --
@@ -63,7 +74,8 @@ SET status = 'failed',
     last_attempt_at = now(),
     last_error = :error,
     locked_by = NULL,
-    locked_until = NULL
+    locked_until = NULL,
+    refused = CAST(:refused AS jsonb)
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
 -- name: mark_started --

@@ -22,7 +22,9 @@ WHERE id IN (
 )
 RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
           send_started_at,
-          (julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds;
+          (julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds,
+          message,
+          (julianday(created_at) - 2440587.5) * 86400.0 AS created_epoch;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.
@@ -32,6 +34,13 @@ SET locked_until = strftime('%Y-%m-%d %H:%M:%f', 'now',
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending'
 RETURNING id;
 
+-- name: load_attachments --
+-- The attachments of one row, in order: read only when that row is built.
+SELECT filename, content_type, disposition, headers, content
+FROM outbox_attachments
+WHERE outbox_id = :id
+ORDER BY position;
+
 -- name: mark_sent --
 -- The SMTP server accepted the message.
 UPDATE outbox
@@ -40,7 +49,8 @@ SET status = 'sent',
     attempts = attempts + 1,
     last_attempt_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
     locked_by = NULL,
-    locked_until = NULL
+    locked_until = NULL,
+    refused = :refused
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
 -- name: mark_retry --
@@ -54,7 +64,8 @@ SET status = 'pending',
                             printf('%+.3f seconds', :delay_seconds)),
     send_started_at = NULL,
     locked_by = NULL,
-    locked_until = NULL
+    locked_until = NULL,
+    refused = :refused
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
 -- name: mark_failed --
@@ -65,7 +76,8 @@ SET status = 'failed',
     last_attempt_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
     last_error = :error,
     locked_by = NULL,
-    locked_until = NULL
+    locked_until = NULL,
+    refused = :refused
 WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
 
 -- name: mark_started --

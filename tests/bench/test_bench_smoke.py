@@ -140,14 +140,15 @@ def test_floor_app_writes_user_and_email_in_one_transaction(pg_url: URL) -> None
     with pg.connect(url_string(pg_url)) as connection:
         users = connection.execute("SELECT id, email, xmin FROM users").fetchall()
         emails = connection.execute(
-            "SELECT user_id, recipient, message_id, xmin FROM outbox"
+            "SELECT dedupe_key, recipient, message_id, xmin FROM outbox"
         ).fetchall()
     assert len(users) == 1 and len(emails) == 1
     (user_id, email, user_xmin), (owner, recipient, message_id, email_xmin) = (
         users[0],
         emails[0],
     )
-    assert (email, recipient, owner) == ("ada@example.com", "ada@example.com", user_id)
+    assert (email, recipient) == ("ada@example.com", "ada@example.com")
+    assert owner == f"welcome:{user_id}"
     assert message_id.startswith("<") and message_id.endswith("@example.com>")
     # The same xmin: both rows were written by one transaction.
     assert user_xmin == email_xmin

@@ -27,10 +27,15 @@ def test_signup_json_writes_user_and_pending_email(client, engine):
     assert (user_id, email, name) == (body["id"], body["email"], "Ada")
     [outbox] = rows(
         engine,
-        "SELECT user_id, recipient, status, attempts, message_id, subject,"
+        "SELECT dedupe_key, recipient, status, attempts, message_id, subject,"
         " body_text, body_html, locked_by, sent_at FROM outbox",
     )
-    assert outbox[:4] == (user_id, "ada.lovelace@example.com", "pending", 0)
+    assert outbox[:4] == (
+        f"welcome:{user_id}",
+        "ada.lovelace@example.com",
+        "pending",
+        0,
+    )
     assert outbox[4].startswith("<") and outbox[4].endswith("@example.com>")
     assert outbox[5] == "Welcome aboard!"
     assert "Hello Ada," in outbox[6]

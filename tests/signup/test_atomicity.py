@@ -89,7 +89,7 @@ def test_every_201_has_exactly_one_outbox_row(pg_client, pg_engine):
     per_user = rows(
         pg_engine,
         "SELECT u.id, count(o.id) FROM users u"
-        " LEFT JOIN outbox o ON o.user_id = u.id GROUP BY u.id",
+        " LEFT JOIN outbox o ON o.dedupe_key = 'welcome:' || u.id GROUP BY u.id",
     )
     assert {user_id for user_id, _ in per_user} == created
     assert all(n == 1 for _, n in per_user)

@@ -25,7 +25,10 @@ def mailed_link(engine: Engine, user_id: int) -> str:
     """Return the confirmation link of ``user_id``'s welcome mail."""
     with engine.connect() as connection:
         body_text, body_html = connection.execute(
-            text("SELECT body_text, body_html FROM outbox WHERE user_id = :id"),
+            text(
+                "SELECT body_text, body_html FROM outbox"
+                " WHERE dedupe_key = 'welcome:' || :id"
+            ),
             {"id": user_id},
         ).one()
     [link] = LINK.findall(body_text)

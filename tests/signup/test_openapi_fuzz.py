@@ -146,10 +146,10 @@ def half_written(engine: Engine) -> list[tuple]:
             for row in connection.execute(
                 text(
                     "SELECT u.id, count(o.id) FROM users u"
-                    " LEFT JOIN outbox o ON o.user_id = u.id"
+                    " LEFT JOIN outbox o ON o.dedupe_key = 'welcome:' || u.id"
                     " GROUP BY u.id HAVING count(o.id) <> 1"
                     " UNION ALL SELECT NULL, count(*) FROM outbox"
-                    " WHERE user_id IS NULL HAVING count(*) > 0"
+                    " WHERE dedupe_key IS NULL HAVING count(*) > 0"
                 )
             )
         ]
@@ -167,7 +167,8 @@ def real_token(live_server: str, fuzz_engine: Engine) -> str:
         user_id = json.loads(response.read())["id"]
     with fuzz_engine.connect() as connection:
         body = connection.execute(
-            text("SELECT body_text FROM outbox WHERE user_id = :id"), {"id": user_id}
+            text("SELECT body_text FROM outbox WHERE dedupe_key = 'welcome:' || :id"),
+            {"id": user_id},
         ).scalar_one()
     return re.search(r"/confirm/(\S+)", body).group(1)
 

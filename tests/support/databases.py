@@ -25,6 +25,7 @@ from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from outbox_contract import migrate as outbox_migrate
 from tests.support import ROOT
 from tests.support.processes import free_port
 
@@ -35,12 +36,18 @@ def alembic_config() -> Config:
 
 
 def migrate(url: str | URL, action: str = "upgrade", revision: str = "head") -> None:
-    """Run ``alembic upgrade|downgrade revision`` on ``url``, as the CLI would."""
+    """Run the signup history's ``alembic upgrade|downgrade revision`` on ``url``.
+
+    A plain ``migrate(url)`` also runs ``outbox migrate`` afterwards, as
+    ``make migrate`` does: the whole demo schema.
+    """
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
         getattr(command, action)(config, revision)
+        if (action, revision) == ("upgrade", "head"):
+            outbox_migrate.run(connection)
     engine.dispose()
 
 

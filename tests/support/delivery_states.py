@@ -52,7 +52,7 @@ def seed_every_state(engine: Engine) -> datetime:
                 "last_attempt_at": now + due if attempts else None,
                 "locked_by": worker,
                 "locked_until": None if lease is None else now + lease,
-                "user_id": user_id,
+                "dedupe_key": None if user_id is None else f"welcome:{user_id}",
             }
         )
     users = [

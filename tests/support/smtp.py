@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -22,16 +23,44 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from tests.support.processes import free_port
 
 
+@dataclass(frozen=True)
+class Received:
+    """One DATA as it came off the wire, accepted or not: envelope and bytes."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
 class _Handler:
     """aiosmtpd handler: stores messages, or answers with the queued fault."""
 
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_RCPT(
+        self,
+        smtp: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """Accept a recipient, or refuse it as ``refuse_recipients`` says."""
+        reply = self.server.refuse_recipients.get(address.lower())
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(
         self, smtp: SMTP, session: Session, envelope: Envelope
     ) -> str:
         """Accept the message, or apply the next planned fault."""
+        with self.server.lock:
+            self.server.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+            )
         if self.server.on_message is not None:
             self.server.on_message(len(self.server.messages))
         self.server.sending_started(session.peer)
@@ -88,6 +117,10 @@ class SmtpServer:
         self.port = free_port()
         self.messages: list[EmailMessage] = []
         self.faults: list[str] = []
+        # Every DATA, faulted ones too, with its envelope and raw bytes.
+        self.received: list[Received] = []
+        # Address (lower-case) -> the reply its RCPT TO gets, e.g. "550 5.1.1 ...".
+        self.refuse_recipients: dict[str, str] = {}
         self.stall_seconds = 0.0
         self.delay = 0.0  # seconds to wait before answering DATA, without blocking
         # Called with the number of messages accepted so far, before each answer.
