@@ -1,5 +1,6 @@
 # One image for every service of compose.yaml: the signup app (the default CMD),
-# the mailer (`python -m mailer_service`) and the one-shot `alembic upgrade head`.
+# the mailer (`python -m mailer_service`) and the one-shot migrations
+# (`alembic upgrade head && outbox migrate`).
 FROM python:3.12-slim
 
 # No .pyc files in a read-mostly image; logs reach `docker compose logs` unbuffered.
@@ -16,6 +17,7 @@ RUN useradd --create-home --uid 10001 --user-group app
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY outbox_contract/ outbox_contract/
+COPY flask_outbox/ flask_outbox/
 COPY signup_service/ signup_service/
 COPY mailer_service/ mailer_service/
 # Runtime dependencies only: the test and demo extras stay out of the image.

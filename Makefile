@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # SECRET_KEY signs the confirmation links: a SECRET_KEY of your own wins, else the
 # development key in var/secret_key, made once, so links survive a restart.
 run: $(STAMP) var/secret_key
-	$(BIN)/alembic upgrade head
+	$(BIN)/alembic upgrade head && $(BIN)/outbox migrate
 	mkdir -p var/mail/new var/mail/cur var/mail/tmp
 	SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" \
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
@@ -43,8 +43,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The signup service's history, then the outbox's own (`outbox migrate`).
 migrate: $(STAMP)
-	$(BIN)/alembic upgrade head
+	$(BIN)/alembic upgrade head && $(BIN)/outbox migrate
 
 # The bench extra (matplotlib) has its own stamp: `make test` never needs it.
 $(BENCH_STAMP): $(STAMP) pyproject.toml

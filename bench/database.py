@@ -92,7 +92,7 @@ def insert_signups(url: str, emails: list[str]) -> None:
             user = User(email=email, name=None)
             db.session.add(user)
             db.session.flush()  # assigns user.id, which the email row refers to
-            enqueue_welcome_email(db.session, user.id, user)
+            enqueue_welcome_email(user.id, user)
         db.session.commit()
         db.engine.dispose()
 

@@ -66,7 +66,7 @@ def signup() -> Response | tuple[Response, int]:
             .execute(INSERT_USER, {"email": form.email, "name": form.name})
             .scalar_one()
         )  # a taken email fails here
-        enqueue_welcome_email(db.session, user_id, form)
+        enqueue_welcome_email(user_id, form)
         response = jsonify(id=user_id, email=form.email, name=form.name)
         if key:
             answer = idempotency.StoredAnswer(201, response.get_data(as_text=True))

@@ -1,13 +1,13 @@
-"""The welcome email: rendered from templates and queued through the contract."""
+"""The welcome email: a Flask-Mail message, queued through flask_outbox."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from flask import current_app, render_template
-from sqlalchemy.orm import Session
+from flask_mail import Message
 
-from outbox_contract import Outbox, enqueue_email
+from signup_service.mail import outbox
 from signup_service.tokens import make_confirm_token
 
 
@@ -29,18 +29,20 @@ def welcome_key(user_id: int) -> str:
     return f"welcome:{user_id}"
 
 
-def enqueue_welcome_email(session: Session, user_id: int, user: Recipient) -> Outbox:
-    """Queue the welcome email for the user ``user_id`` (already inserted)."""
+def enqueue_welcome_email(user_id: int, user: Recipient) -> int:
+    """Queue the welcome email for the user ``user_id`` (already inserted).
+
+    It joins the request's transaction; the caller commits both rows at once.
+    Returns the outbox row's id.
+    """
     link = confirm_url(user_id, user.email)
-    return enqueue_email(
-        session,
-        to=user.email,
+    message = Message(
         subject=current_app.config["WELCOME_SUBJECT"],
-        text=render_template("email/welcome.txt", user=user, confirm_url=link),
+        recipients=[user.email],
+        body=render_template("email/welcome.txt", user=user, confirm_url=link),
         html=render_template("email/welcome.html", user=user, confirm_url=link),
-        # The signup's own link from a user to the welcome mail: the outbox's
-        # tables have no foreign key to ours. It also stops a second welcome
-        # while the first is unsent.
-        dedupe_key=welcome_key(user_id),
-        message_id_domain=current_app.config["MESSAGE_ID_DOMAIN"],
     )
+    # The signup's own link from a user to the welcome mail (the outbox's
+    # tables have no foreign key to ours). It also stops a second welcome
+    # while the first is unsent.
+    return outbox.send(message, dedupe_key=welcome_key(user_id))

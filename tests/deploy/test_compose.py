@@ -182,7 +182,9 @@ def test_compose_images_are_pinned_and_postgres_has_a_healthcheck(config):
 def test_compose_commands_are_the_packaged_entry_points(config):
     services = config["services"]
 
-    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["command"] == [
+        "sh", "-c", "alembic upgrade head && outbox migrate"
+    ]  # fmt: skip
     assert services["mailer"]["command"] == ["python", "-m", "mailer_service"]
     assert importlib.util.find_spec("mailer_service.__main__") is not None
     # The image's default command is the signup service, exactly as compose runs it.

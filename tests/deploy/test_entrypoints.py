@@ -91,9 +91,11 @@ def test_compose_migrate_command_creates_the_schema(config, image_workdir, empty
     assert tables == {
         "users",
         "outbox",
+        "outbox_attachments",
         "outbox_send_rate",
         "idempotency_keys",
         "alembic_version",
+        "outbox_alembic_version",
     }
     assert revision == head_revision(image_workdir / "pyproject.toml")
 

@@ -16,7 +16,15 @@ from sqlalchemy import Engine
 
 from outbox_contract import Outbox
 from tests.support import ROOT
-from tests.support.delivery_states import DAY, HOUR, MINUTE, SENT_AT, seed_every_state
+from tests.support.delivery_states import (
+    CC_ADA,
+    DAY,
+    HOUR,
+    MINUTE,
+    REFUSED,
+    SENT_AT,
+    seed_every_state,
+)
 
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 SECTION = "## Checking delivery state with SQL"
@@ -70,6 +78,14 @@ def users_welcome_mail(now: datetime, db_now: datetime) -> list[tuple]:
     return [("ada@example.com", 1, "sent", 1, now - 2 * DAY, now + SENT_AT, None)]
 
 
+def mail_to_an_address(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: Ada's welcome (To) and row 3, where she is in Cc and refused."""
+    return [
+        (1, "sent", "ada@example.com", None, None),
+        (3, "pending", "linus@example.com", CC_ADA["cc"], REFUSED[3]),
+    ]
+
+
 def stuck_in_sending(now: datetime, db_now: datetime) -> list[tuple]:
     """Expected: only row 8, whose worker died; row 7's lease is still running."""
     expired = now - 10 * MINUTE
@@ -92,6 +108,7 @@ EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
     oldest_due_age,
     failed_rows,
     users_welcome_mail,
+    mail_to_an_address,
     stuck_in_sending,
     summary_view,
 ]
@@ -99,7 +116,7 @@ EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
 
 def test_operations_doc_documents_every_query():
     # Deleting or adding a query must come with its expected result below.
-    assert len(documented_queries()) == len(EXPECTED) == 6
+    assert len(documented_queries()) == len(EXPECTED) == 7
 
 
 @pytest.mark.parametrize(
@@ -120,6 +137,6 @@ def test_documented_stuck_query_is_empty_when_leases_are_live(pg_engine):
     with pg_engine.begin() as connection:
         connection.execute(Outbox.__table__.delete().where(Outbox.id == 8))
 
-    _, rows = run_as_pasted(pg_engine, documented_queries()[4])
+    _, rows = run_as_pasted(pg_engine, documented_queries()[5])
 
     assert rows == []

@@ -27,6 +27,20 @@ ROWS = {
     8: ("sending", None, -HOUR, 0, None),  # lease expired 10 minutes ago
 }
 SENT_AT = -2 * DAY + MINUTE  # row 1's delivery
+# Row 3 is a whole message with Ada in Cc, who was refused; the rest are plain.
+CC_ADA = {
+    "v": 1,
+    "from": None,
+    "to": [{"name": "", "address": "linus@example.com"}],
+    "cc": [{"name": "Ada", "address": "ada@example.com"}],
+    "bcc": [],
+    "reply_to": None,
+    "date": "2026-12-01T09:00:00Z",
+    "headers": [],
+    "attachments": 0,
+}
+MESSAGES = {3: CC_ADA}
+REFUSED = {3: {"ada@example.com": [550, "5.1.1 no such user"]}}
 LEASES = {7: ("worker-alive", 2 * MINUTE), 8: ("worker-dead", -10 * MINUTE)}
 
 
@@ -53,6 +67,8 @@ def seed_every_state(engine: Engine) -> datetime:
                 "locked_by": worker,
                 "locked_until": None if lease is None else now + lease,
                 "dedupe_key": None if user_id is None else f"welcome:{user_id}",
+                "message": MESSAGES.get(row_id),
+                "refused": REFUSED.get(row_id),
             }
         )
     users = [

@@ -25,7 +25,7 @@ COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
-PACKAGES = ("outbox_contract", "signup_service", "mailer_service")
+PACKAGES = ("outbox_contract", "flask_outbox", "signup_service", "mailer_service")
 # Python files outside the packages that the image runs, such as gunicorn's config.
 RUNTIME_FILES = ("gunicorn.conf.py",)
 # Variables a dependency reads itself rather than through our config modules;
