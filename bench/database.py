@@ -51,9 +51,16 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 
 
 def migrate(url: str) -> None:
-    """Run ``alembic upgrade head`` on ``url`` from the repository root."""
+    """Run ``make migrate``'s two steps on ``url``: alembic, then outbox migrate."""
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "mailer_service.admin", "migrate"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": url},
         check=True,
@@ -67,7 +74,10 @@ def truncate(url: str) -> None:
     try:
         with engine.connect() as connection:
             connection.execute(
-                text("TRUNCATE outbox, users, idempotency_keys RESTART IDENTITY")
+                text(
+                    "TRUNCATE outbox_attachments, outbox, users, idempotency_keys"
+                    " RESTART IDENTITY"
+                )
             )
     finally:
         engine.dispose()
