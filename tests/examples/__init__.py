@@ -1,0 +1,1 @@
+"""Tests of examples/: the converted shop delivers whole, and the wheel runs it."""
