@@ -80,12 +80,15 @@ class Outbox:
         priority: int = 0,
         send_at: datetime | None = None,
         dedupe_key: str | None = None,
+        bypass_suppression: bool = False,
     ) -> int:
         """Queue ``message`` in ``db.session``'s transaction and return its row id.
 
         Nothing is committed: the caller's commit sends the mail, its rollback
         drops it. Raises MessageError (MessageTooLarge for size) and writes
         nothing for a message the outbox could not send as given.
+        ``bypass_suppression`` sends even to suppressed addresses (to re-verify
+        one, say).
         """
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         state = _state(app)
@@ -97,6 +100,7 @@ class Outbox:
             send_at=send_at,
             dedupe_key=dedupe_key,
             max_bytes=state.max_message_bytes,
+            bypass_suppression=bypass_suppression,
         )
         logger.info("queued", extra={"action": "enqueue", "outbox_id": row.id})
         message_queued.send(

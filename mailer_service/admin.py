@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import click
 
+from mailer_service.admin_controls import cancel, suppress, suppressions, unsuppress
 from mailer_service.admin_database import database as _database
 from mailer_service.admin_show import migrate, show
 from mailer_service.retention import recipient_hash, redact_sent, redaction_key
@@ -209,11 +210,13 @@ def purge(older_than: int, batch_size: int) -> None:
 @cli.command()
 @old_sent_rows_options("Redact", "redacted")
 def redact(older_than: int, batch_size: int) -> None:
-    """Blank the body and recipient of old sent rows, keeping an audit record.
+    """Blank the body and addresses of old sent rows, keeping an audit record.
 
     Each redacted row keeps its id, status, timestamps and Message-ID, and a
     keyed hash of the recipient (MAILER_REDACTION_KEY), so `outbox mailed
-    ADDRESS` can still tell whether an address was mailed. Only sent rows are
+    ADDRESS` can still tell whether an address was mailed. Its whole message,
+    attachments, error texts and attempt replies (which quote addresses) go.
+    Suppression entries older than the cut-off are deleted. Only sent rows are
     touched, never queued ones. MAILER_RETENTION_DAYS does this on a schedule.
     """
     key = _redaction_key()
@@ -279,8 +282,8 @@ def serve(host: str, port: int) -> None:
         engine.dispose()
 
 
-cli.add_command(show)
-cli.add_command(migrate)
+for command in (show, migrate, cancel, suppress, unsuppress, suppressions):
+    cli.add_command(command)
 
 if __name__ == "__main__":
     cli(prog_name="outbox")

@@ -1,10 +1,11 @@
 """``outbox show ID`` and ``outbox migrate``: one row, whole; and the outbox's tables.
 
 ``show`` prints a row's delivery state, its headers, every recipient with its
-outcome (accepted, refused with the server's reply, or not yet known) and its
-attachments by size; ``--json`` prints the same for machines. ``migrate``
-installs or upgrades the outbox's tables on ``DATABASE_URL`` through the
-outbox's own migration history, which never touches an app's.
+outcome (accepted, refused with the server's reply, suppressed, or not yet
+known), its attachments by size and its attempt history; ``--json`` prints
+the same for machines. ``migrate`` installs or upgrades the outbox's tables
+on ``DATABASE_URL`` through the outbox's own migration history, which never
+touches an app's.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def recipient_outcomes(row: Any) -> list[dict[str, Any]]:
     ):
         for address in addresses:
             reply = by_address.get(address.address.lower())
-            if reply is not None:
+            if reply is not None and reply[0] is None:
+                outcome, code, text = "suppressed", None, None
+            elif reply is not None:
                 outcome, code, text = "refused", reply[0], reply[1]
             elif row.status == "sent":
                 outcome, code, text = "accepted", None, None
@@ -52,7 +55,7 @@ def recipient_outcomes(row: Any) -> list[dict[str, Any]]:
     return found
 
 
-def describe(row: Any, attachments: list[Any]) -> dict[str, Any]:
+def describe(row: Any, attachments: list[Any], attempts: list[Any]) -> dict[str, Any]:
     """Return everything ``outbox show`` tells of a row, JSON-ready."""
     try:
         envelope = StoredEnvelope.from_row(row.recipient, row.message)
@@ -90,6 +93,20 @@ def describe(row: Any, attachments: list[Any]) -> dict[str, Any]:
             }
             for part in attachments
         ],
+        "history": [
+            {
+                "attempt": a.attempt,
+                "started_at": _time(a.started_at),
+                "ended_at": _time(a.ended_at),
+                "worker": a.worker,
+                "result": a.result,
+                "smtp_code": a.smtp_code,
+                "enhanced_code": a.enhanced_code,
+                "error": a.error,
+                "refused": _json(a.refused),
+            }
+            for a in attempts
+        ],
     }
 
 
@@ -103,7 +120,8 @@ def show(row_id: int, as_json: bool) -> None:
         if row is None:
             raise click.ClickException(f"no outbox row {row_id}")
         parts = connection.execute(queries["show_attachments"], {"id": row_id}).all()
-    shown = describe(row, parts)
+        attempts = connection.execute(queries["show_attempts"], {"id": row_id}).all()
+    shown = describe(row, parts, attempts)
     if as_json:
         click.echo(json.dumps(shown, indent=2))
         return
@@ -124,6 +142,17 @@ def show(row_id: int, as_json: bool) -> None:
         click.echo(
             f"{'attachment:':<17}{part['filename'] or '-'} ({part['content_type']},"
             f" {part['disposition']}, {part['bytes']} bytes)"
+        )
+    if shown["history"]:
+        click.echo("history:")
+    for a in shown["history"]:
+        said = " ".join(
+            str(v) for v in (a["smtp_code"], a["enhanced_code"], a["error"]) if v
+        )
+        refused = f"  refused {len(a['refused'])}" if a["refused"] else ""
+        click.echo(
+            f"  #{a['attempt']} {a['started_at']}  {a['result']:<10} {a['worker']}"
+            f"  {said or '-'}{refused}"
         )
 
 

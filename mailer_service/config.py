@@ -13,6 +13,7 @@ from outbox_contract.settings import (
     ConfigError,
     database_url,
     mail_settings,
+    parse_bool,
     parse_choice,
     parse_int,
     parse_positive,
@@ -55,6 +56,7 @@ class RelaySettings:
     max_connections: int | None = None  # SMTP connections, fleet-wide; None: none
     on_ambiguous: str = AMBIGUOUS_POLICIES[0]  # a send a dead mailer had begun
     retention_days: int | None = None  # redact sent rows older than this; None: off
+    suppress_hard_bounces: bool = True  # a 5.1.x bounce adds the address to the list
 
 
 def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
@@ -86,6 +88,7 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
         max_connections=parse_int(environ, "MAILER_MAX_CONNECTIONS", None, minimum=1),
         on_ambiguous=parse_choice(environ, "MAILER_ON_AMBIGUOUS", AMBIGUOUS_POLICIES),
         retention_days=parse_int(environ, "MAILER_RETENTION_DAYS", None, minimum=1),
+        suppress_hard_bounces=parse_bool(environ, "MAILER_SUPPRESS_HARD_BOUNCES", True),
     )
     if settings.lease_seconds < LEASE_TIMEOUT_RATIO * settings.mail_timeout:
         raise ConfigError(

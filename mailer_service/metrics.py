@@ -27,8 +27,13 @@ CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
 
 MESSAGES = Counter(
     "mailer_messages",
-    "Delivery attempts by result: sent, retry (transient failure) or failed.",
+    "Delivery attempts by result: sent, retry (transient failure), failed, or"
+    " suppressed (every recipient on the suppression list: nothing sent).",
     ["result"],
+)
+SUPPRESSIONS_ADDED = Counter(
+    "mailer_suppressions_added",
+    "Addresses put on the suppression list after a hard bounce (5.1.x).",
 )
 SMTP_REPLIES = Counter(
     "mailer_smtp_replies",

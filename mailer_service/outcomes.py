@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer_service import metrics
-from mailer_service.policy import RetryPolicy
+from mailer_service import metrics, suppression
+from mailer_service.policy import Decision, RetryPolicy, enhanced_code
 from mailer_service.smtp import Attempt
 from mailer_service.store import ClaimedRow, OutboxStore
 from outbox_contract.logs import redact_addresses
@@ -25,12 +25,12 @@ logger = logging.getLogger(__name__)
 class Outcomes:
     """Writes each attempt's outcome, and keeps those the database refused."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, suppress_hard_bounces: bool = True) -> None:
         self.policy = policy
+        self.suppress_hard_bounces = suppress_hard_bounces  # MAILER_SUPPRESS_...
         self._lock = threading.Lock()  # senders record from several threads
         self._unrecorded: list[tuple[ClaimedRow, Attempt, float, str]] = []
         self._unreleased: set[int] = set()
-        self._unreleased_by: str | None = None
 
     @property
     def carried(self) -> bool:
@@ -76,20 +76,37 @@ class Outcomes:
         took: float,
         worker_id: str,
     ) -> None:
-        """Apply the policy's decision to the row and log one line for it."""
-        failure, refused = outcome.failure, outcome.refused
+        """Apply the policy's decision to the row and log one line for it.
+
+        The outcome and its attempt row are one write; the suppression list
+        changes after it, only on a hard bounce or a delivery past the list.
+        """
+        failure = outcome.failure
         attempt = row.attempts + 1
+        refused = suppression.refused_and_suppressed(outcome)
+        details = {
+            "took": took,
+            "code": failure.code if failure else 250,
+            "enhanced": enhanced_code(failure.error) if failure else None,
+            "refused": refused,
+        }
         decision = self.policy.decide(failure, attempt)
-        if decision.result == "sent":
-            owned = store.mark_sent(row.id, refused)
+        if outcome.all_suppressed:
+            decision = Decision("suppressed", "every recipient is suppressed")
+            details["code"] = None
+            owned = store.mark_suppressed(row.id, decision.error, **details)
+        elif decision.result == "sent":
+            owned = store.mark_sent(row.id, **details)
         elif decision.result == "failed":
-            owned = store.mark_failed(row.id, decision.error or "", refused)
+            owned = store.mark_failed(row.id, decision.error or "", **details)
         else:
             owned = store.mark_retry(
-                row.id, decision.error or "", decision.retry_in, refused
+                row.id, decision.error or "", decision.retry_in, **details
             )
+        if owned:
+            self._update_suppressions(store, row, outcome)
         result = decision.result if owned else f"{decision.result}-unrecorded"
-        code = failure.code if failure else 250
+        code = details["code"]
         metrics.attempt_recorded(row, decision.result, code, took, owned)
         fields: dict[str, object] = {
             "action": "deliver",
@@ -102,7 +119,9 @@ class Outcomes:
         }
         if refused and failure is None:
             fields["refused"] = len(refused)  # how many, never who
-        if failure is None:
+        if outcome.all_suppressed:
+            logger.info("not sent: every recipient is suppressed", extra=fields)
+        elif failure is None:
             logger.info("delivered", extra=fields)
         else:
             # SMTP replies quote the recipient; the full text stays in last_error.
@@ -115,3 +134,20 @@ class Outcomes:
                 row.id,
                 extra={"action": "fenced_out", "outbox_id": row.id},
             )
+
+    def _update_suppressions(
+        self, store: OutboxStore, row: ClaimedRow, outcome: Attempt
+    ) -> None:
+        """Add hard bounces to the list; lift addresses delivered past it."""
+        if self.suppress_hard_bounces:
+            for address, code, enhanced, reply in suppression.hard_bounces(outcome):
+                store.suppress_bounced(address, code, enhanced, reply)
+                metrics.SUPPRESSIONS_ADDED.inc()
+                logger.info(
+                    "outbox_id=%d: a recipient bounced hard (%s); suppressed",
+                    row.id,
+                    enhanced,
+                    extra={"action": "suppress", "outbox_id": row.id},
+                )
+        if row.bypass_suppression and outcome.accepted:
+            store.lift_suppression(outcome.accepted)

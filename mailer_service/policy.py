@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import smtplib
 from dataclasses import dataclass
 from typing import Literal
@@ -10,6 +11,13 @@ from typing import Literal
 from flask_mail import BadHeaderError
 
 MAX_ERROR_LENGTH = 1000  # characters of an error kept in outbox.last_error
+
+# Enhanced status codes (RFC 3463) that say the mailbox does not exist or never
+# will: bad address, bad system, bad syntax, moved, null MX. Mailbox full
+# (x.2.2) and policy (5.7.x) are about the moment or the sender, not the address.
+HARD_BOUNCES = frozenset({"5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"})
+# "5.1.1 user unknown", or a whole recorded error: "550 5.1.1 user unknown".
+_ENHANCED = re.compile(r"^\s*(?:\d{3}[ -])?([245]\.\d{1,3}\.\d{1,3})\b")
 
 # What building and sending a message may raise; anything else is a bug.
 DELIVERY_ERRORS = (OSError, ValueError, BadHeaderError)  # SMTPException is OSError
@@ -66,6 +74,19 @@ def _reply_failure(code: int, reply: bytes | str, connecting: bool) -> Failure:
     )
 
 
+def enhanced_code(reply: str | None) -> str | None:
+    """Return the enhanced status code a reply text starts with, e.g. ``5.1.1``."""
+    match = _ENHANCED.match(reply or "")
+    return match[1] if match else None
+
+
+def is_hard_bounce(code: int | None, reply: str | None) -> bool:
+    """Tell whether a reply says the address is dead for good (5.1.1 and kin)."""
+    return (
+        code is not None and 500 <= code < 600 and enhanced_code(reply) in HARD_BOUNCES
+    )
+
+
 def backoff_delay(
     attempt: int, base: float, cap: float, rng: random.Random | None = None
 ) -> float:
@@ -82,7 +103,7 @@ def backoff_delay(
 class Decision:
     """What happens to a row after one attempt."""
 
-    result: Literal["sent", "retry", "failed"]
+    result: Literal["sent", "retry", "failed", "suppressed"]
     error: str | None = None  # for outbox.last_error, already truncated
     retry_in: float = 0.0  # seconds until the next attempt, for "retry"
 

@@ -56,7 +56,7 @@ class Relay:
             settings.backoff_max_seconds,
             rng or random.Random(),
         )
-        self.outcomes = Outcomes(policy)
+        self.outcomes = Outcomes(policy, settings.suppress_hard_bounces)
         self.pause = SmtpPause(settings.poll_interval)
         self.throttle = Throttle(settings.concurrency)
         self._stopping = threading.Event()

@@ -64,13 +64,16 @@ def redact_sent(
                         for row in rows
                     ],
                 )
-                connection.execute(
-                    queries["redact_attachments"], [{"id": row.id} for row in rows]
-                )
+                for name in ("redact_attachments", "redact_history"):
+                    connection.execute(queries[name], [{"id": row.id} for row in rows])
         redacted += len(rows)
         batches += 1
         if len(rows) < batch_size:
             break
+    with engine.begin() as connection:
+        connection.execute(
+            queries["redact_suppressions"], {"seconds": int(older_than_seconds)}
+        )
     logger.info(
         "redacted %d sent rows", redacted, extra={"action": "redact", "count": redacted}
     )

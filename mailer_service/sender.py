@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer_service import metrics
+from mailer_service import metrics, suppression
 from mailer_service.config import RelaySettings
 from mailer_service.lease import Lease
 from mailer_service.limits import ConnectionSlots, SendRate, Throttle
@@ -136,6 +136,7 @@ class Sender:
         lease = Lease(store, rows, since)
         finished, ended_by = 0, None
         try:
+            suppressed = suppression.suppressed_in_batch(store, rows)
             for row in rows:
                 if self.stopping.is_set() or ended_by is not None:
                     break
@@ -151,7 +152,12 @@ class Sender:
                 if not self.owns(store, lease, row):
                     continue
                 started = time.monotonic()
-                attempt = send_row(connection, row, self.attachments(store, row))
+                attempt = send_row(
+                    connection,
+                    row,
+                    self.attachments(store, row),
+                    suppression.for_row(row, suppressed),
+                )
                 lease.finish(row.id)
                 took = time.monotonic() - started
                 self.outcomes.record(store, row, attempt, took, self.worker_id)

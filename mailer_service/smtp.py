@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import current_app
@@ -28,10 +28,29 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Attempt:
-    """How one send went: the failure (None if accepted) and who was refused."""
+    """How one send went: the failure (None if accepted) and who was refused.
+
+    ``recipients`` are the envelope's (what RCPT TO was given); ``suppressed``
+    the addresses the suppression list kept out of it.
+    """
 
     failure: Failure | None
     refused: Refused = field(default_factory=dict)
+    recipients: tuple[str, ...] = ()
+    suppressed: tuple[str, ...] = ()
+
+    @property
+    def all_suppressed(self) -> bool:
+        """Tell whether nothing was sent because every recipient is suppressed."""
+        return bool(self.suppressed) and not self.recipients
+
+    @property
+    def accepted(self) -> set[str]:
+        """Return the recipients the server took, lower-cased (none on a failure)."""
+        if self.failure is not None:
+            return set()
+        refused = {a.lower() for a in self.refused}
+        return {a.lower() for a in self.recipients} - refused
 
 
 class TimeoutConnection(Connection):
@@ -63,19 +82,20 @@ class TimeoutConnection(Connection):
         return host
 
     def send(  # type: ignore[override]
-        self, message: OutboxMessage, envelope_from: str | None = None
+        self, message: OutboxMessage, recipients: list[str]
     ) -> Refused:
         """Send as Flask-Mail does, but return the recipients the server refused.
 
         Flask-Mail's own ``send`` throws away what ``sendmail()`` returns, and
-        raises only when every recipient is refused.
+        raises only when every recipient is refused. ``recipients`` is the
+        envelope: the message's, less any suppressed address.
         """
         if message.has_bad_headers():
             raise BadHeaderError
         assert self.host is not None, "open() the connection first"
         refused = self.host.sendmail(
-            sanitize_address(envelope_from or message.sender),
-            [sanitize_address(a.address) for a in message.envelope.recipients],
+            sanitize_address(message.sender),
+            [sanitize_address(address) for address in recipients],
             message.as_bytes(),
         )
         return {
@@ -116,25 +136,47 @@ def tls_context() -> ssl.SSLContext:
 
 
 def send_row(
-    connection: TimeoutConnection, row: ClaimedRow, attachments: list[Any]
+    connection: TimeoutConnection,
+    row: ClaimedRow,
+    attachments: list[Any],
+    suppressed: frozenset[str] = frozenset(),
 ) -> Attempt:
-    """Try to deliver ``row`` once; return how it went."""
+    """Try to deliver ``row`` once, to all but the ``suppressed`` addresses.
+
+    A message whose every recipient is suppressed is not given to SMTP at all.
+    """
     try:
         message = build_message(row, attachments)
     except DELIVERY_ERRORS as exc:
         return Attempt(classify(exc))
+    everyone = [a.address for a in message.envelope.recipients]
+    recipients = [a for a in everyone if a.lower() not in suppressed]
+    skipped = tuple(a for a in everyone if a.lower() in suppressed)
+    if not recipients:
+        return Attempt(None, suppressed=skipped)
+    attempt = _send(connection, message, recipients, row.id)
+    return replace(attempt, recipients=tuple(recipients), suppressed=skipped)
+
+
+def _send(
+    connection: TimeoutConnection,
+    message: OutboxMessage,
+    recipients: list[str],
+    row_id: int,
+) -> Attempt:
+    """Open the connection if need be and send; return how it went."""
     if not connection.usable:
         try:
             connection.open()
         except DELIVERY_ERRORS as exc:
             return Attempt(classify(exc, connecting=True))
     try:
-        refused = connection.send(message)
+        refused = connection.send(message, recipients)
     except DELIVERY_ERRORS as exc:
         failure = classify(exc)
         refused = _all_refused(exc)
     except Exception as exc:  # a bug, not a delivery problem: keep its traceback
-        logger.exception("unexpected error sending outbox_id=%d", row.id)
+        logger.exception("unexpected error sending outbox_id=%d", row_id)
         failure = Failure(f"{type(exc).__name__}: {exc}", connection_lost=True)
         refused = {}
     else:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, CursorResult, Row, TextClause, bindparam, tex
 _BLOCK = re.compile(
     r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
 )
-_EXPANDING = ("ids",)  # parameters bound as lists: ``id IN :ids``
+_EXPANDING = ("ids", "addresses")  # parameters bound as lists: ``id IN :ids``
 # What a server said of each recipient it refused: address -> (code, reply).
 Refused = dict[str, tuple[int, str]]
 SYNCHRONOUS_COMMIT = text("SET synchronous_commit = on")
@@ -42,6 +42,9 @@ class ClaimedRow:
     age_seconds: float = 0.0  # since the row's insert, by the database's clock
     message: object | None = None  # outbox.message: the whole message, or None
     created_epoch: float = 0.0  # the insert time, the Date of a plain row
+    bypass_suppression: bool = False  # send even to suppressed addresses
+    priority: int = 0
+    due_epoch: float = 0.0  # available_at: with priority and id, the claim's order
     claimed_at: float = field(default_factory=time.monotonic, compare=False)
 
 
@@ -81,7 +84,10 @@ class OutboxStore:
         result = self._run(
             "claim_due", batch_size=batch_size, lease_seconds=self.lease_seconds
         )
-        return sorted((ClaimedRow(*row) for row in result), key=lambda r: r.id)
+        # RETURNING comes in no particular order: put the batch back in the
+        # claim's own (priority, due time, id), so urgent rows go first.
+        rows = (ClaimedRow(*row) for row in result)
+        return sorted(rows, key=lambda r: (r.priority, r.due_epoch, r.id))
 
     def extend_leases(self, ids: list[int]) -> set[int]:
         """Renew the lease on ``ids``; return those this worker still holds."""
@@ -94,36 +100,100 @@ class OutboxStore:
         """Return the attachments of ``row_id`` in order (only rows that have any)."""
         return list(self._run("load_attachments", id=row_id))
 
-    def mark_sent(self, row_id: int, refused: Refused | None = None) -> bool:
+    def mark_sent(self, row_id: int, **attempt: object) -> bool:
         """Record a delivery; False if another worker owns the row now."""
-        result = self._run("mark_sent", id=row_id, refused=_json(refused))
-        return result.rowcount == 1
+        return self._finish("mark_sent", row_id, result="sent", **attempt)
 
     def mark_retry(
-        self,
-        row_id: int,
-        error: str,
-        delay_seconds: float,
-        refused: Refused | None = None,
+        self, row_id: int, error: str, delay_seconds: float, **attempt: object
     ) -> bool:
         """Record a transient failure and schedule the next attempt."""
-        result = self._run(
+        return self._finish(
             "mark_retry",
-            id=row_id,
+            row_id,
+            result="retry",
             error=error,
             delay_seconds=delay_seconds,
-            refused=_json(refused),
+            **attempt,
         )
-        return result.rowcount == 1
 
-    def mark_failed(
-        self, row_id: int, error: str, refused: Refused | None = None
-    ) -> bool:
+    def mark_failed(self, row_id: int, error: str, **attempt: object) -> bool:
         """Record a permanent failure; the row is never retried automatically."""
-        result = self._run(
-            "mark_failed", id=row_id, error=error, refused=_json(refused)
+        return self._finish(
+            "mark_failed", row_id, result="failed", error=error, **attempt
         )
-        return result.rowcount == 1
+
+    def mark_suppressed(self, row_id: int, error: str, **attempt: object) -> bool:
+        """Record that every recipient is suppressed: nothing went to SMTP."""
+        return self._finish(
+            "mark_suppressed", row_id, result="suppressed", error=error, **attempt
+        )
+
+    def _finish(
+        self,
+        name: str,
+        row_id: int,
+        *,
+        result: str,
+        error: str | None = None,
+        took: float = 0.0,
+        code: int | None = None,
+        enhanced: str | None = None,
+        refused: Refused | None = None,
+        **extra: object,
+    ) -> bool:
+        """Write an outcome and its attempt row together; False if fenced out.
+
+        PostgreSQL does both in one statement (an UPDATE inside WITH); SQLite
+        cannot, so there both statements share one explicit transaction.
+        """
+        params = {
+            "id": row_id,
+            "result": result,
+            "error": error,
+            "took": took,
+            "code": code,
+            "enhanced": enhanced,
+            "refused": _json(refused),
+            **extra,
+        }
+        if self.connection.dialect.name == "postgresql":
+            return len(list(self._run(name, **params))) == 1
+        self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            rows = list(self._run(name, **params))
+            if rows:
+                self._run("record_attempt", attempt=rows[0][1], **params)
+        except BaseException:
+            self.connection.exec_driver_sql("ROLLBACK")
+            raise
+        self.connection.exec_driver_sql("COMMIT")
+        return len(rows) == 1
+
+    def suppressed_among(self, addresses: set[str]) -> set[str]:
+        """Return which of ``addresses`` (lower-case) are on the suppression list."""
+        if not addresses:
+            return set()
+        return {
+            r[0] for r in self._run("suppressed_among", addresses=sorted(addresses))
+        }
+
+    def suppress_bounced(
+        self, address: str, code: int | None, enhanced: str | None, detail: str
+    ) -> None:
+        """Put a hard-bounced address on the suppression list (if not there yet)."""
+        self._run(
+            "suppress_bounced",
+            address=address.lower(),
+            code=code,
+            enhanced=enhanced,
+            detail=detail,
+        )
+
+    def lift_suppression(self, addresses: set[str]) -> None:
+        """Take addresses that were just delivered to off the suppression list."""
+        if addresses:
+            self._run("lift_suppression", addresses=sorted(addresses))
 
     def mark_started(self, row_id: int) -> bool:
         """Record, durably, that this row's send begins now; False if not ours."""

@@ -10,6 +10,8 @@ imports neither service, and no Flask. It holds:
   JSON form;
 - :mod:`outbox_contract.enqueue`: :func:`enqueue_email`, the one way for any
   producer to queue a mail inside its own transaction;
+- :mod:`outbox_contract.cancel`: :func:`cancel_email`, stopping queued mail
+  inside the caller's transaction;
 - :mod:`outbox_contract.migrate`: the outbox's own migration history
   (``outbox migrate``);
 - :mod:`outbox_contract.settings`: ``DATABASE_URL``, ``MAIL_*`` and the
@@ -21,6 +23,7 @@ imports neither service, and no Flask. It holds:
 
 from __future__ import annotations
 
+from outbox_contract.cancel import Cancelled, cancel_email
 from outbox_contract.enqueue import enqueue_email, new_message_id
 from outbox_contract.message import (
     Address,
@@ -30,11 +33,13 @@ from outbox_contract.message import (
     MessageTooLarge,
 )
 from outbox_contract.schema import (
+    CANCELLED,
     FAILED,
     PENDING,
     SENDING,
     SENT,
     STATUSES,
+    SUPPRESSED,
     AppBase,
     IdempotencyKey,
     Outbox,
@@ -45,14 +50,17 @@ from outbox_contract.schema import (
 from outbox_contract.settings import ConfigError
 
 __all__ = [
+    "CANCELLED",
     "FAILED",
     "PENDING",
     "SENDING",
     "SENT",
     "STATUSES",
+    "SUPPRESSED",
     "Address",
     "AppBase",
     "Attachment",
+    "Cancelled",
     "ConfigError",
     "IdempotencyKey",
     "MailMessage",
@@ -62,6 +70,7 @@ __all__ = [
     "OutboxAttachment",
     "OutboxBase",
     "User",
+    "cancel_email",
     "enqueue_email",
     "new_message_id",
 ]

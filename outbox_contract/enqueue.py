@@ -51,6 +51,7 @@ def enqueue_email(
     send_at: datetime | None = None,
     dedupe_key: str | None = None,
     max_bytes: int | None = None,
+    bypass_suppression: bool = False,
 ) -> Outbox:
     """Add one email to the outbox in ``session``'s transaction and return its row.
 
@@ -68,6 +69,7 @@ def enqueue_email(
     with this key is not yet sent or failed, enqueueing the key again inserts
     nothing and returns that row, even from concurrent transactions.
     ``max_bytes`` defaults to ``OUTBOX_MAX_MESSAGE_BYTES`` (10 MiB).
+    ``bypass_suppression``: send even to addresses on the suppression list.
 
     Raises :class:`~outbox_contract.message.MessageError` (a ValueError) for a
     message that could not be sent safely: a value that could inject headers,
@@ -97,6 +99,7 @@ def enqueue_email(
         "message": message.to_json(message.date or datetime.now(UTC)),
         "priority": priority,
         "dedupe_key": dedupe_key,
+        "bypass_suppression": bypass_suppression,
     }
     if send_at is not None:
         values["available_at"] = send_at.astimezone(UTC)

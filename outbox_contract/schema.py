@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -45,9 +46,12 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# The life of an outbox row: pending -> sending -> sent | failed (or back).
+# The life of an outbox row: pending -> sending -> sent | failed (or back);
+# pending -> cancelled (an operator or the producer stopped it); sending ->
+# suppressed (every recipient is on the suppression list: nothing was sent).
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
-STATUSES = (PENDING, SENDING, SENT, FAILED)
+CANCELLED, SUPPRESSED = "cancelled", "suppressed"
+STATUSES = (PENDING, SENDING, SENT, FAILED, CANCELLED, SUPPRESSED)
 # Rows a mailer may claim: due pending rows, and sending rows whose lease ran out.
 CLAIMABLE = (PENDING, SENDING)
 
@@ -192,6 +196,51 @@ class Outbox(OutboxBase):
     # Recipients the server refused while accepting the message for others:
     # {"address": [reply code, "reply text"]}. NULL when none was refused.
     refused: Mapped[dict | None] = mapped_column(Json)
+    # Send even to suppressed addresses (to re-verify one, say).
+    bypass_suppression: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("false")
+    )
+
+
+class OutboxAttempt(OutboxBase):
+    """One delivery attempt of an outbox row: when, by whom, and what the server said.
+
+    Written in the same statement as the row's outcome, so the history never
+    disagrees with the row: no attempt without its recorded outcome, and no
+    recorded outcome without its attempt.
+    """
+
+    __tablename__ = "outbox_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)  # 1 for the first
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime] = mapped_column(Timestamp)
+    worker: Mapped[str] = mapped_column(Text)
+    # sent, retry, failed or suppressed: what the attempt meant for the row.
+    result: Mapped[str] = mapped_column(Text)
+    smtp_code: Mapped[int | None] = mapped_column(SmallInteger)
+    enhanced_code: Mapped[str | None] = mapped_column(Text)  # e.g. "5.1.1"
+    error: Mapped[str | None] = mapped_column(Text)
+    # Recipients refused or suppressed in this attempt: {"address": [code, text]}.
+    refused: Mapped[dict | None] = mapped_column(Json)
+
+
+class Suppression(OutboxBase):
+    """An address the mailer never gives to SMTP: it bounced hard, or by hand."""
+
+    __tablename__ = "outbox_suppressions"
+
+    # Lower-cased, so one entry covers every spelling.
+    address: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)  # "bounce" or "manual"
+    smtp_code: Mapped[int | None] = mapped_column(SmallInteger)
+    enhanced_code: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)  # the server's reply
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
 class OutboxAttachment(OutboxBase):

@@ -89,12 +89,21 @@ SET recipient = '',
     body_html = NULL,
     message = NULL,
     refused = NULL,
+    last_error = NULL,
     recipient_hash = :recipient_hash
 WHERE id = :id AND status = 'sent';
 
 -- name: redact_attachments --
 -- Attachments are message content: a redacted row keeps none.
 DELETE FROM outbox_attachments
+WHERE outbox_id = :id;
+
+-- name: redact_history --
+-- SMTP replies quote recipients: blank each attempt's error text and refusals,
+-- keeping when, who, the result and the codes.
+UPDATE outbox_attempts
+SET error = NULL,
+    refused = NULL
 WHERE outbox_id = :id;
 
 -- name: mailed --
@@ -132,3 +141,35 @@ SELECT position, filename, content_type, disposition, length(content) AS size
 FROM outbox_attachments
 WHERE outbox_id = :id
 ORDER BY position;
+
+-- name: show_attempts --
+-- The attempt history of one row, oldest first.
+SELECT attempt, started_at, ended_at, worker, result, smtp_code, enhanced_code,
+       error, refused
+FROM outbox_attempts
+WHERE outbox_id = :id
+ORDER BY attempt, id;
+
+-- name: suppress --
+-- Put an address on the suppression list by hand (or say it is there already).
+INSERT INTO outbox_suppressions (address, reason, detail, created_at)
+VALUES (:address, 'manual', :detail, strftime('%Y-%m-%d %H:%M:%f', 'now'))
+ON CONFLICT (address) DO NOTHING
+RETURNING address;
+
+-- name: unsuppress --
+-- Take an address off the suppression list.
+DELETE FROM outbox_suppressions
+WHERE address = :address
+RETURNING address;
+
+-- name: suppressions --
+-- The whole suppression list, newest first.
+SELECT address, reason, smtp_code, enhanced_code, detail, created_at
+FROM outbox_suppressions
+ORDER BY created_at DESC, address;
+
+-- name: redact_suppressions --
+-- Suppression entries are addresses: they last as long as the retention does.
+DELETE FROM outbox_suppressions
+WHERE created_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%d seconds', :seconds));

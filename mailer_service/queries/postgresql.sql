@@ -24,7 +24,9 @@ RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
           send_started_at,
           CAST(EXTRACT(EPOCH FROM now() - created_at) AS double precision) AS age_seconds,
           message,
-          CAST(EXTRACT(EPOCH FROM created_at) AS double precision) AS created_epoch;
+          CAST(EXTRACT(EPOCH FROM created_at) AS double precision) AS created_epoch,
+          bypass_suppression, priority,
+          CAST(EXTRACT(EPOCH FROM available_at) AS double precision) AS due_epoch;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.
@@ -42,41 +44,92 @@ ORDER BY position;
 
 -- name: mark_sent --
 -- The SMTP server accepted the message.
-UPDATE outbox
-SET status = 'sent',
-    sent_at = now(),
-    attempts = attempts + 1,
-    last_attempt_at = now(),
-    locked_by = NULL,
-    locked_until = NULL,
-    refused = CAST(:refused AS jsonb)
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+-- With its attempt row, in the same statement.
+WITH done AS (
+    UPDATE outbox
+    SET status = 'sent',
+        sent_at = now(),
+        attempts = attempts + 1,
+        last_attempt_at = now(),
+        locked_by = NULL,
+        locked_until = NULL,
+        refused = CAST(:refused AS jsonb)
+    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+    RETURNING id, attempts
+)
+INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
+                             smtp_code, enhanced_code, error, refused)
+SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
+       :code, :enhanced, :error, CAST(:refused AS jsonb)
+FROM done
+RETURNING outbox_id;
 
 -- name: mark_retry --
 -- A transient failure: try again after :delay_seconds.
-UPDATE outbox
-SET status = 'pending',
-    attempts = attempts + 1,
-    last_attempt_at = now(),
-    last_error = :error,
-    available_at = now() + make_interval(secs => :delay_seconds),
-    send_started_at = NULL,
-    locked_by = NULL,
-    locked_until = NULL,
-    refused = CAST(:refused AS jsonb)
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+-- With its attempt row, in the same statement.
+WITH done AS (
+    UPDATE outbox
+    SET status = 'pending',
+        attempts = attempts + 1,
+        last_attempt_at = now(),
+        last_error = :error,
+        available_at = now() + make_interval(secs => :delay_seconds),
+        send_started_at = NULL,
+        locked_by = NULL,
+        locked_until = NULL,
+        refused = CAST(:refused AS jsonb)
+    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+    RETURNING id, attempts
+)
+INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
+                             smtp_code, enhanced_code, error, refused)
+SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
+       :code, :enhanced, :error, CAST(:refused AS jsonb)
+FROM done
+RETURNING outbox_id;
 
 -- name: mark_failed --
 -- A permanent failure, or the last attempt failed: never retried automatically.
-UPDATE outbox
-SET status = 'failed',
-    attempts = attempts + 1,
-    last_attempt_at = now(),
-    last_error = :error,
-    locked_by = NULL,
-    locked_until = NULL,
-    refused = CAST(:refused AS jsonb)
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+-- With its attempt row, in the same statement.
+WITH done AS (
+    UPDATE outbox
+    SET status = 'failed',
+        attempts = attempts + 1,
+        last_attempt_at = now(),
+        last_error = :error,
+        locked_by = NULL,
+        locked_until = NULL,
+        refused = CAST(:refused AS jsonb)
+    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+    RETURNING id, attempts
+)
+INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
+                             smtp_code, enhanced_code, error, refused)
+SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
+       :code, :enhanced, :error, CAST(:refused AS jsonb)
+FROM done
+RETURNING outbox_id;
+
+-- name: mark_suppressed --
+-- Every recipient is on the suppression list: nothing was given to SMTP.
+WITH done AS (
+    UPDATE outbox
+    SET status = 'suppressed',
+        attempts = attempts + 1,
+        last_attempt_at = now(),
+        last_error = :error,
+        locked_by = NULL,
+        locked_until = NULL,
+        refused = CAST(:refused AS jsonb)
+    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+    RETURNING id, attempts
+)
+INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
+                             smtp_code, enhanced_code, error, refused)
+SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
+       :code, :enhanced, :error, CAST(:refused AS jsonb)
+FROM done
+RETURNING outbox_id;
 
 -- name: mark_started --
 -- MAILER_ON_AMBIGUOUS=hold: the send of this row begins now.
@@ -91,6 +144,23 @@ SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
+
+-- name: suppressed_among --
+-- Which of :addresses (lower-cased) are on the suppression list.
+SELECT address
+FROM outbox_suppressions
+WHERE address IN :addresses;
+
+-- name: suppress_bounced --
+-- A hard bounce: never give this address to SMTP again (until lifted).
+INSERT INTO outbox_suppressions (address, reason, smtp_code, enhanced_code, detail)
+VALUES (:address, 'bounce', :code, :enhanced, :detail)
+ON CONFLICT (address) DO NOTHING;
+
+-- name: lift_suppression --
+-- A delivery to a suppressed address succeeded (it bypassed the list): lift it.
+DELETE FROM outbox_suppressions
+WHERE address IN :addresses;
 
 -- name: take_send_turn --
 -- The fleet-wide rate limit (GCRA, no burst): take the next send time if it has

@@ -24,7 +24,9 @@ RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
           send_started_at,
           (julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds,
           message,
-          (julianday(created_at) - 2440587.5) * 86400.0 AS created_epoch;
+          (julianday(created_at) - 2440587.5) * 86400.0 AS created_epoch,
+          bypass_suppression, priority,
+          (julianday(available_at) - 2440587.5) * 86400.0 AS due_epoch;
 
 -- name: extend_leases --
 -- Push the lease of rows this worker still holds; returns the ids it holds.
@@ -51,7 +53,8 @@ SET status = 'sent',
     locked_by = NULL,
     locked_until = NULL,
     refused = :refused
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+RETURNING id, attempts;
 
 -- name: mark_retry --
 -- A transient failure: try again after :delay_seconds.
@@ -66,7 +69,8 @@ SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL,
     refused = :refused
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+RETURNING id, attempts;
 
 -- name: mark_failed --
 -- A permanent failure, or the last attempt failed: never retried automatically.
@@ -78,7 +82,31 @@ SET status = 'failed',
     locked_by = NULL,
     locked_until = NULL,
     refused = :refused
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+RETURNING id, attempts;
+
+-- name: mark_suppressed --
+-- Every recipient is on the suppression list: nothing was given to SMTP.
+UPDATE outbox
+SET status = 'suppressed',
+    attempts = attempts + 1,
+    last_attempt_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
+    last_error = :error,
+    locked_by = NULL,
+    locked_until = NULL,
+    refused = :refused
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+RETURNING id, attempts;
+
+-- name: record_attempt --
+-- The attempt row of an outcome just written, in the same transaction (SQLite
+-- has no UPDATE inside WITH, so the store runs both statements in one BEGIN).
+INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
+                             smtp_code, enhanced_code, error, refused)
+VALUES (:id, :attempt,
+        strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:took)),
+        strftime('%Y-%m-%d %H:%M:%f', 'now'), :worker_id, :result,
+        :code, :enhanced, :error, :refused);
 
 -- name: mark_started --
 -- MAILER_ON_AMBIGUOUS=hold: the send of this row begins now.
@@ -93,3 +121,20 @@ SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
+
+-- name: suppressed_among --
+-- Which of :addresses (lower-cased) are on the suppression list.
+SELECT address
+FROM outbox_suppressions
+WHERE address IN :addresses;
+
+-- name: suppress_bounced --
+-- A hard bounce: never give this address to SMTP again (until lifted).
+INSERT INTO outbox_suppressions (address, reason, smtp_code, enhanced_code, detail)
+VALUES (:address, 'bounce', :code, :enhanced, :detail)
+ON CONFLICT (address) DO NOTHING;
+
+-- name: lift_suppression --
+-- A delivery to a suppressed address succeeded (it bypassed the list): lift it.
+DELETE FROM outbox_suppressions
+WHERE address IN :addresses;

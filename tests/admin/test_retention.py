@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import URL, Engine
+import json
+from datetime import timedelta
+
+from sqlalchemy import URL, Engine, text
 
 from mailer_service.retention import recipient_hash, redact_sent
 from mailer_service.store import load_queries
 from tests.support.admin import outbox
-from tests.support.delivery_states import ROWS, USERS, seed_every_state
+from tests.support.delivery_states import CC_ADA, ROWS, USERS, seed_every_state
 from tests.support.outbox import outbox_rows
 
 KEY = "k" * 40  # MAILER_REDACTION_KEY for these tests
@@ -99,3 +102,62 @@ def test_redact_needs_a_long_enough_key(database_url: URL, engine: Engine):
     assert result.exit_code == 1
     assert "MAILER_REDACTION_KEY must be set" in result.output
     assert all(r["recipient_hash"] is None for r in outbox_rows(engine))
+
+
+def test_redact_blanks_the_whole_message_history_and_old_suppressions(
+    database_url: URL, engine: Engine
+):
+    now = seed_every_state(engine)  # row 1: sent two days ago, to ada@example.com
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE outbox SET message = :message, last_error = :error WHERE id = 1"
+            ),
+            {"message": json.dumps(CC_ADA), "error": "451 4.2.1 ada@example.com busy"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO outbox_attachments (outbox_id, position, content_type,"
+                " disposition, content) VALUES (1, 0, 'text/plain', 'attachment', :c)"
+            ),
+            {"c": b"for ada"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at,"
+                " worker, result, smtp_code, error, refused)"
+                " VALUES (1, 1, :at, :at, 'w', 'sent', 250, :error, :refused)"
+            ),
+            {
+                "at": now - timedelta(days=2),
+                "error": "550 ada@example.com refused",
+                "refused": json.dumps({"ada@example.com": [550, "no"]}),
+            },
+        )
+        connection.execute(
+            text(
+                "INSERT INTO outbox_suppressions (address, reason, created_at)"
+                " VALUES ('old@example.com', 'bounce', :old),"
+                " ('new@example.com', 'bounce', :new)"
+            ),
+            {"old": now - timedelta(days=3), "new": now},
+        )
+
+    result = outbox(
+        database_url, "redact", "--sent-older-than", "1d", MAILER_REDACTION_KEY=KEY
+    )
+
+    assert result.exit_code == 0, result.output
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT message, refused, last_error FROM outbox WHERE id = 1")
+        ).one()
+        attempt = connection.execute(
+            text("SELECT result, smtp_code, error, refused FROM outbox_attempts")
+        ).one()
+        files = connection.execute(text("SELECT count(*) FROM outbox_attachments"))
+        suppressed = connection.execute(text("SELECT address FROM outbox_suppressions"))
+        assert tuple(row) == (None, None, None)
+        assert tuple(attempt) == ("sent", 250, None, None)
+        assert files.scalar_one() == 0
+        assert suppressed.scalars().all() == ["new@example.com"]

@@ -31,6 +31,8 @@ def stores(engine):
 
 # The fleet-wide limits need PostgreSQL; the mailer refuses them on SQLite.
 POSTGRESQL_ONLY = ["take_send_turn", "take_connection_slot", "give_connection_slot"]
+# SQLite cannot UPDATE inside WITH: it writes the attempt row separately.
+SQLITE_ONLY = ["record_attempt"]
 
 
 def test_both_dialects_define_the_same_statements():
@@ -39,7 +41,8 @@ def test_both_dialects_define_the_same_statements():
         for path in QUERIES.glob("*.sql")
         if path.stem in ("postgresql", "sqlite")
     }
-    assert names["postgresql"] == names["sqlite"] + POSTGRESQL_ONLY
+    sqlite = [n for n in names["sqlite"] if n not in SQLITE_ONLY]
+    assert names["postgresql"] == sqlite + POSTGRESQL_ONLY
     assert set(load_queries("sqlite")) == set(names["sqlite"])
 
 

@@ -18,7 +18,13 @@ from outbox_contract.schema import OUTBOX_VERSION_TABLE, AppBase, OutboxBase
 from tests.support.databases import migrate
 
 APP_TABLES = {"users", "idempotency_keys"}
-OUTBOX_TABLES = {"outbox", "outbox_send_rate", "outbox_attachments"}
+OUTBOX_TABLES = {
+    "outbox",
+    "outbox_send_rate",
+    "outbox_attachments",
+    "outbox_attempts",
+    "outbox_suppressions",
+}
 VERSION_TABLES = {"alembic_version", OUTBOX_VERSION_TABLE}
 
 
@@ -109,7 +115,7 @@ def test_handover_keeps_the_welcome_link(empty_url):
     migrate(empty_url)
 
     assert run_sql(empty_url, "SELECT dedupe_key FROM outbox") == "welcome:7"
-    assert run_sql(empty_url, "SELECT count(*) FROM outbox_summary") == 4
+    assert run_sql(empty_url, "SELECT count(*) FROM outbox_summary") == 6
 
 
 @pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
