@@ -86,6 +86,12 @@ def mail_to_an_address(now: datetime, db_now: datetime) -> list[tuple]:
     ]
 
 
+def attempt_history(now: datetime, db_now: datetime) -> list[tuple]:
+    """Expected: row 6's one attempt, the hard bounce."""
+    at = now - 3 * DAY
+    return [(1, at, "worker-dead", "failed", 550, "5.1.1", "550 5.1.1 no such user")]
+
+
 def stuck_in_sending(now: datetime, db_now: datetime) -> list[tuple]:
     """Expected: only row 8, whose worker died; row 7's lease is still running."""
     expired = now - 10 * MINUTE
@@ -100,6 +106,8 @@ def summary_view(now: datetime, db_now: datetime) -> list[tuple]:
         ("sending", 2, None, None),
         ("sent", 1, None, None),
         ("failed", 2, None, 1),  # row 5 only: row 6 was due three days ago
+        ("cancelled", 0, None, None),
+        ("suppressed", 0, None, None),
     ]
 
 
@@ -109,6 +117,7 @@ EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
     failed_rows,
     users_welcome_mail,
     mail_to_an_address,
+    attempt_history,
     stuck_in_sending,
     summary_view,
 ]
@@ -116,7 +125,7 @@ EXPECTED: list[Callable[[datetime, datetime], list[tuple]]] = [
 
 def test_operations_doc_documents_every_query():
     # Deleting or adding a query must come with its expected result below.
-    assert len(documented_queries()) == len(EXPECTED) == 7
+    assert len(documented_queries()) == len(EXPECTED) == 8
 
 
 @pytest.mark.parametrize(
@@ -137,6 +146,6 @@ def test_documented_stuck_query_is_empty_when_leases_are_live(pg_engine):
     with pg_engine.begin() as connection:
         connection.execute(Outbox.__table__.delete().where(Outbox.id == 8))
 
-    _, rows = run_as_pasted(pg_engine, documented_queries()[5])
+    _, rows = run_as_pasted(pg_engine, documented_queries()[6])
 
     assert rows == []

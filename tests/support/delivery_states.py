@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from outbox_contract import Outbox, User
+from outbox_contract.schema import OutboxAttempt
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 
@@ -77,4 +78,23 @@ def seed_every_state(engine: Engine) -> datetime:
     with engine.begin() as connection:
         connection.execute(User.__table__.insert(), users)
         connection.execute(Outbox.__table__.insert(), outbox)
+        connection.execute(OutboxAttempt.__table__.insert(), attempts_of_row_6(now))
     return now
+
+
+def attempts_of_row_6(now: datetime) -> list[dict]:
+    """Row 6's one attempt: the hard bounce that failed it."""
+    at = now - 3 * DAY
+    return [
+        {
+            "outbox_id": 6,
+            "attempt": 1,
+            "started_at": at,
+            "ended_at": at,
+            "worker": "worker-dead",
+            "result": "failed",
+            "smtp_code": 550,
+            "enhanced_code": "5.1.1",
+            "error": "550 5.1.1 no such user",
+        }
+    ]
