@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service import create_app, db
 from mailer_service.config import relay_settings
-from mailer_service.listener import DueListener
+from mailer_service.listener import WAIT_SECONDS, DueListener
 from mailer_service.relay import Relay
 from mailer_service.retention import redact_sent, redaction_key
 from mailer_service.store import load_queries
@@ -50,6 +50,9 @@ def configure_logging() -> None:
     configure_root_logging()
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
+
+
+LISTENER_EXIT_SECONDS = 2 * WAIT_SECONDS  # how long a stop waits for the listener
 
 
 def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:
@@ -115,7 +118,8 @@ def start_listener(
     """Wake the scheduler on every committed INSERT (PostgreSQL only)."""
     if url.get_backend_name() != "postgresql":
         return None  # SQLite has no LISTEN/NOTIFY: the poll interval is all
-    listener = DueListener(url, lambda: tick_now(relay, scheduler))
+    listener = DueListener(url, lambda: tick_now(relay, scheduler), relay.worker_id)
+    relay.on_idle = listener.idle
     listener.start()
     return listener
 
@@ -191,6 +195,9 @@ def main(once: bool) -> None:
     )
     scheduler.start()
     relay.join()
+    if listener is not None:
+        # Let it leave outbox_waiters, so producers stop notifying for us.
+        listener.join(timeout=LISTENER_EXIT_SECONDS)
     logger.info("mailer %s stopped", relay.worker_id, extra={"action": "stop"})
 
 

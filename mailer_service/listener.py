@@ -1,9 +1,15 @@
 """Wake on commit: LISTEN for the outbox's NOTIFY and start a tick at once.
 
-Migration 0005 makes every INSERT into the outbox send ``NOTIFY outbox_due``
-when its transaction commits. One dedicated autocommit psycopg connection per
-mailer process listens; a notification asks the scheduler for a tick now. The
-poll interval stays as the fallback, and SQLite (no NOTIFY) only polls.
+An INSERT into the outbox sends ``NOTIFY outbox_due`` when its transaction
+commits, but only while some mailer waits in ``outbox_waiters``: a notifying
+commit holds a cluster-wide lock until its WAL flush, which would serialize
+busy producers. So when a tick finds nothing to send, the mailer calls
+:meth:`DueListener.idle`; the listener puts its backend's pid in
+``outbox_waiters``, looks once more after REGISTER_SETTLE (a producer that
+inserted just before could not see it), and takes the row out again as soon
+as it is woken. One dedicated autocommit psycopg connection per mailer
+process does all of this. The poll interval stays as the fallback, and
+SQLite (no NOTIFY) only polls.
 """
 
 from __future__ import annotations
@@ -25,6 +31,19 @@ PROBE_EVERY = 10.0  # seconds without a notification before a SELECT 1 probe
 RECONNECT_FIRST = 0.5  # seconds before the first reconnect attempt
 RECONNECT_LONGEST = 30.0  # seconds, the cap on the doubling reconnect delay
 APPLICATION_NAME = "outbox-listener"  # shows in pg_stat_activity
+REGISTER_SETTLE = 0.1  # seconds after registering before looking once more
+
+REGISTER = (
+    "INSERT INTO outbox_waiters (pid, worker) VALUES (pg_backend_pid(), %s)"
+    " ON CONFLICT (pid) DO UPDATE SET since = now(), worker = EXCLUDED.worker"
+)
+UNREGISTER = "DELETE FROM outbox_waiters WHERE pid = pg_backend_pid()"
+# Rows of listeners whose session is gone (a killed mailer): they would only
+# cost producers a NOTIFY each, but nobody would ever take them out.
+FORGET_THE_DEAD = (
+    "DELETE FROM outbox_waiters AS w"
+    " WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = w.pid)"
+)
 
 
 def libpq_conninfo(url: URL) -> str:
@@ -35,8 +54,11 @@ def libpq_conninfo(url: URL) -> str:
 class DueListener(threading.Thread):
     """Calls ``wake`` when rows are inserted, and after every (re)connect."""
 
-    def __init__(self, url: URL, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, url: URL, wake: Callable[[], None], worker_id: str = "mailer"
+    ) -> None:
         super().__init__(name="outbox-listener", daemon=True)
+        self.worker_id = worker_id
         self.conninfo = libpq_conninfo(url)
         self.connect_args = {
             "application_name": APPLICATION_NAME,
@@ -44,7 +66,13 @@ class DueListener(threading.Thread):
         }
         self.wake = wake
         self._stop_event = threading.Event()
+        self._idle = threading.Event()  # the mailer found nothing to send
         self.connected = threading.Event()  # set while LISTEN is in effect
+        self.waiting = threading.Event()  # set while our row is in outbox_waiters
+
+    def idle(self) -> None:
+        """Say the mailer has nothing to send: ask to be notified of new rows."""
+        self._idle.set()
 
     def stop(self) -> None:
         """Ask the thread to finish; it notices within WAIT_SECONDS."""
@@ -74,17 +102,21 @@ class DueListener(threading.Thread):
             self.conninfo, autocommit=True, **self.connect_args
         ) as connection:
             connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            connection.execute(FORGET_THE_DEAD)
             self.connected.set()
             logger.info("listening for new outbox rows", extra={"action": "listen"})
             # Notifications sent while we were away are gone: look now.
             self.wake()
             quiet = 0.0
             while not self._stop_event.is_set():
+                if self._idle.is_set() and not self.waiting.is_set():
+                    self._register(connection)
                 woke = False
                 for _notify in connection.notifies(timeout=WAIT_SECONDS):
                     woke = True
                     break  # one wake covers everything committed so far
                 if woke:
+                    self._unregister(connection)
                     self.wake()
                     quiet = 0.0
                     continue
@@ -92,6 +124,22 @@ class DueListener(threading.Thread):
                 if quiet >= PROBE_EVERY:
                     # A connection that died without a FIN (or a killed backend
                     # whose notice we missed) shows up here, not in notifies().
-                    connection.execute("SELECT 1")
+                    connection.execute(FORGET_THE_DEAD)
                     quiet = 0.0
+            self._unregister(connection)
         self.connected.clear()
+        self.waiting.clear()
+
+    def _register(self, connection: psycopg.Connection) -> None:
+        """Wait in outbox_waiters, then look once more for rows it came too late for."""
+        connection.execute(REGISTER, (self.worker_id,))
+        self.waiting.set()
+        if not self._stop_event.wait(REGISTER_SETTLE):
+            self.wake()
+
+    def _unregister(self, connection: psycopg.Connection) -> None:
+        """Leave outbox_waiters: the mailer is busy, so producers need not notify."""
+        self._idle.clear()
+        if self.waiting.is_set():
+            connection.execute(UNREGISTER)
+            self.waiting.clear()

@@ -14,6 +14,7 @@ import random
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import Flask
@@ -50,6 +51,8 @@ class Relay:
         self.app = app
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
+        # Called after each tick that drained what was due (the listener's idle()).
+        self.on_idle: Callable[[], None] | None = None
         policy = RetryPolicy(
             settings.max_attempts,
             settings.backoff_seconds,
@@ -141,6 +144,9 @@ class Relay:
             if self._database_failing:
                 logger.info("database is back", extra={"action": "db_back"})
             self._database_failing = False
+            if self.on_idle is not None:
+                # The tick drained what was due: from now on, new rows must wake us.
+                self.on_idle()
             return finished
 
     def drain(self) -> int:

@@ -61,7 +61,8 @@ def _sql_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
-# PostgreSQL channel that every INSERT into the outbox notifies (migration 0005).
+# PostgreSQL channel an INSERT into the outbox notifies while a mailer waits
+# (outbox_0004: only while outbox_waiters has a row).
 NOTIFY_CHANNEL = "outbox_due"
 
 # The rows among which a dedupe key is unique: mail not yet sent or failed.
@@ -264,6 +265,22 @@ class OutboxAttachment(OutboxBase):
     # The part's own headers, such as Content-ID: [["Content-ID", "<logo>"]].
     headers: Mapped[list | None] = mapped_column(Json)
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Waiter(OutboxBase):
+    """An idle mailer's listener, waiting to be woken (PostgreSQL; unlogged there).
+
+    The insert trigger sends NOTIFY only while some row is here. A transaction
+    that ran NOTIFY takes a cluster-wide lock at commit until its commit record
+    is flushed, so producers' commits cannot share a WAL flush; under load every
+    mailer is busy, this table is empty, and producers commit unhindered.
+    """
+
+    __tablename__ = "outbox_waiters"
+
+    pid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    worker: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
 class SendRate(OutboxBase):

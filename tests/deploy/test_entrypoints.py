@@ -20,6 +20,7 @@ from flask import Flask
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
+from outbox_contract.schema import OUTBOX_VERSION_TABLE, AppBase, OutboxBase
 from signup_service.database import db
 from tests.support import ROOT
 from tests.support.databases import url_string
@@ -89,13 +90,10 @@ def test_compose_migrate_command_creates_the_schema(config, image_workdir, empty
         revision = version.scalar_one()
     engine.dispose()
     assert tables == {
-        "users",
-        "outbox",
-        "outbox_attachments",
-        "outbox_send_rate",
-        "idempotency_keys",
+        *AppBase.metadata.tables,
+        *OutboxBase.metadata.tables,
         "alembic_version",
-        "outbox_alembic_version",
+        OUTBOX_VERSION_TABLE,
     }
     assert revision == head_revision(image_workdir / "pyproject.toml")
 

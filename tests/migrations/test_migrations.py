@@ -24,6 +24,7 @@ OUTBOX_TABLES = {
     "outbox_attachments",
     "outbox_attempts",
     "outbox_suppressions",
+    "outbox_waiters",
 }
 VERSION_TABLES = {"alembic_version", OUTBOX_VERSION_TABLE}
 

@@ -66,7 +66,7 @@ def test_outbox_migrate_adds_its_tables_beside_an_apps_own_history(empty_url):
 
     assert first.returncode == 0, first.stderr
     assert again.returncode == 0, again.stderr
-    assert "outbox tables at revision outbox_0003" in again.stdout
+    assert "outbox tables at revision outbox_0004" in again.stdout
     after = snapshot(empty_url)
     assert after["revision"] == before["revision"] == "app_rev_42"
     assert after["columns"] == before["columns"] == ["uid", "handle"]
@@ -77,6 +77,7 @@ def test_outbox_migrate_adds_its_tables_beside_an_apps_own_history(empty_url):
         "outbox_attempts",
         "outbox_send_rate",
         "outbox_suppressions",
+        "outbox_waiters",
         OUTBOX_VERSION_TABLE,
     }
     assert drift(empty_url, OutboxBase.metadata) == []
