@@ -13,7 +13,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service import create_app, db
@@ -113,10 +113,10 @@ def tick_now(relay: Relay, scheduler: BlockingScheduler) -> None:
 
 
 def start_listener(
-    relay: Relay, scheduler: BlockingScheduler, url: URL
+    relay: Relay, scheduler: BlockingScheduler, url: URL | None
 ) -> DueListener | None:
     """Wake the scheduler on every committed INSERT (PostgreSQL only)."""
-    if url.get_backend_name() != "postgresql":
+    if url is None:
         return None  # SQLite has no LISTEN/NOTIFY: the poll interval is all
     listener = DueListener(url, lambda: tick_now(relay, scheduler), relay.worker_id)
     relay.on_idle = listener.idle
@@ -171,7 +171,7 @@ def main(once: bool) -> None:
     scheduler = build_scheduler(relay, settings.poll_interval)
     if settings.retention_days and key:
         add_retention_job(scheduler, app, settings.retention_days, key)
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    url = app.config["MAILER_LISTEN_URL"]
     if metrics_at is not None:
         try:
             start_metrics_server(relay, scheduler, metrics_at)

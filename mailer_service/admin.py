@@ -19,6 +19,7 @@ import click
 from mailer_service.admin_controls import cancel, suppress, suppressions, unsuppress
 from mailer_service.admin_database import database as _database
 from mailer_service.admin_show import migrate, show
+from mailer_service.formatting import format_age
 from mailer_service.retention import recipient_hash, redact_sent, redaction_key
 from outbox_contract.database import make_engine
 from outbox_contract.logs import configure_logging
@@ -85,18 +86,6 @@ def _redaction_key() -> bytes:
         raise click.ClickException(str(err)) from None
 
 
-def format_age(seconds: int | None) -> str:
-    """Render a number of seconds as ``3d 4h``, ``2h 5m``, ``7m 3s`` or ``-``."""
-    if seconds is None:
-        return "-"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    shown = [f"{n}{unit}" for n, unit in parts if n][:2]
-    return " ".join(shown) or "0s"
-
-
 @click.group()
 def cli() -> None:
     """Inspect and repair the email outbox (reads DATABASE_URL)."""
@@ -116,11 +105,11 @@ def stats(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'status':<8} {'total':>8}  {'oldest due':<10}  failed last hour")
+    click.echo(f"{'status':<10} {'total':>8}  {'oldest due':<10}  failed last hour")
     for row in rows:
         failed = row["failed_last_hour"]
         click.echo(
-            f"{row['status']:<8} {row['total']:>8}  "
+            f"{row['status']:<10} {row['total']:>8}  "
             f"{format_age(row['oldest_due_age_seconds']):<10}  "
             f"{'-' if failed is None else failed}"
         )
@@ -261,12 +250,15 @@ def mailed(address: str) -> None:
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
 def serve(host: str, port: int) -> None:
-    """Serve the read-only status page until Ctrl-C.
+    """Serve the status page until Ctrl-C.
 
     Rows per status, the oldest due row's age, sent and failed per minute over
-    the last hour, the latest failures and a lookup by recipient.
+    the last hour, the latest failures, a lookup by recipient, a page per row
+    with its history, and the suppression list. Read-only unless
+    OUTBOX_ADMIN_TOKEN (32+ characters) is set: then an operator who gives it
+    may retry failed rows, cancel pending ones and unsuppress addresses.
     """
-    # Imported here: the page imports format_age from this module.
+    # Imported here: the other commands need not load the page and its templates.
     from mailer_service.status_page import serve_status_page
 
     try:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 from outbox_contract.database import engine_options
 from outbox_contract.settings import (
     ConfigError,
@@ -17,6 +19,7 @@ from outbox_contract.settings import (
     parse_choice,
     parse_int,
     parse_positive,
+    raw,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,5 +135,24 @@ def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     return {
         "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False),
         "SQLALCHEMY_ENGINE_OPTIONS": options,
+        "MAILER_LISTEN_URL": listen_url(environ, url),
         **mail,
     }
+
+
+def listen_url(environ: Mapping[str, str], url: URL) -> URL | None:
+    """Return where the listener connects: ``MAILER_LISTEN_URL``, else DATABASE_URL.
+
+    LISTEN needs a session of its own, which PgBouncer's transaction pooling
+    cannot give: behind it, point MAILER_LISTEN_URL straight at PostgreSQL.
+    None on SQLite, which has no LISTEN.
+    """
+    value = raw(environ, "MAILER_LISTEN_URL")
+    if value is None:
+        return url if url.get_backend_name() == "postgresql" else None
+    listen = database_url({"DATABASE_URL": value})
+    if listen.get_backend_name() != "postgresql" or url.get_backend_name() != (
+        "postgresql"
+    ):
+        raise ConfigError("MAILER_LISTEN_URL needs PostgreSQL, as DATABASE_URL")
+    return listen

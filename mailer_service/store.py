@@ -23,8 +23,6 @@ _BLOCK = re.compile(
 _EXPANDING = ("ids", "addresses")  # parameters bound as lists: ``id IN :ids``
 # What a server said of each recipient it refused: address -> (code, reply).
 Refused = dict[str, tuple[int, str]]
-SYNCHRONOUS_COMMIT = text("SET synchronous_commit = on")
-ASYNCHRONOUS_COMMIT = text("RESET synchronous_commit")  # the session's own: off
 
 
 @dataclass(frozen=True)
@@ -197,7 +195,8 @@ class OutboxStore:
 
     def mark_started(self, row_id: int) -> bool:
         """Record, durably, that this row's send begins now; False if not ours."""
-        return self._run("mark_started", synchronous=True, id=row_id).rowcount == 1
+        # The statement itself makes its commit synchronous (see the SQL).
+        return self._run("mark_started", id=row_id).rowcount == 1
 
     def take_send_turn(self, interval: float) -> float:
         """Take a turn of the fleet-wide rate; return 0, or the seconds to wait."""
@@ -219,25 +218,13 @@ class OutboxStore:
             return 0
         return self._run("release", ids=ids).rowcount
 
-    def _run(self, name: str, synchronous: bool = False, **params: object) -> _Result:
-        """Execute one named statement as its own (autocommitted) transaction.
-
-        The mailer's sessions commit asynchronously; ``synchronous`` makes this
-        one commit wait for the WAL flush (PostgreSQL), for a marker that must
-        survive a server crash.
-        """
-        synchronous = synchronous and self.connection.dialect.name == "postgresql"
-        if synchronous:
-            self.connection.execute(SYNCHRONOUS_COMMIT)
-        try:
-            # A DML statement always yields a CursorResult, with rowcount.
-            result: CursorResult = self.connection.execute(
-                self.queries[name], {"worker_id": self.worker_id, **params}
-            )
-            rows = list(result.all()) if result.returns_rows else None
-        finally:
-            if synchronous:
-                self.connection.execute(ASYNCHRONOUS_COMMIT)
+    def _run(self, name: str, **params: object) -> _Result:
+        """Execute one named statement as its own (autocommitted) transaction."""
+        # A DML statement always yields a CursorResult, with rowcount.
+        result: CursorResult = self.connection.execute(
+            self.queries[name], {"worker_id": self.worker_id, **params}
+        )
+        rows = list(result.all()) if result.returns_rows else None
         return _Result(rows, result.rowcount)
 
 

@@ -7,6 +7,7 @@ process-wide listener, so no engine is changed behind its owner's back.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from sqlalchemy.exc import DisconnectionError
 
 from outbox_contract.settings import database_url
 
+logger = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for the SQLite lock
 
 TEST_AFTER_REST = 1.0  # seconds in the pool after which a connection is tested
@@ -28,6 +31,10 @@ POSTGRES_CONNECT_ARGS = {
     "keepalives_idle": 30,  # seconds of silence before the first probe
     "keepalives_interval": 10,  # seconds between probes
     "keepalives_count": 3,  # unanswered probes before the connection is dead
+    # No server-side prepared statements: behind PgBouncer's transaction pooling
+    # another client's server connection would already hold the same name
+    # (DuplicatePreparedStatement). psycopg prepares after 5 executions.
+    "prepare_threshold": None,
 }
 
 
@@ -50,8 +57,16 @@ def postgres_connect_args(url: URL) -> dict[str, Any]:
     A server that vanishes from the network (no RST) would otherwise hang a
     connect for minutes and a query for as long as TCP retries: give up on
     connecting after a while, and notice a dead peer within about a minute.
+    A ``prepare_threshold`` in the URL wins, read as a number (or ``None``):
+    URL query values arrive as strings, which psycopg would refuse.
     """
-    return {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in url.query}
+    args = {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in url.query}
+    if "prepare_threshold" in url.query:
+        value = str(url.query["prepare_threshold"]).strip()
+        args["prepare_threshold"] = (
+            None if value.lower() in {"", "none", "null"} else int(value)
+        )
+    return args
 
 
 def prepare_engine(engine: Engine) -> Engine:
@@ -61,7 +76,43 @@ def prepare_engine(engine: Engine) -> Engine:
     else:
         event.listen(engine, "checkin", _note_rest)
         event.listen(engine, "checkout", _test_if_rested)
+        event.listen(engine, "do_connect", _StartupOptions())
     return engine
+
+
+class _StartupOptions:
+    """Connect; if a pooler refuses the ``options`` start-up parameter, drop it.
+
+    PgBouncer answers "unsupported startup parameter: options", and the
+    mailer's sessions ask for asynchronous commit that way. Once refused, the
+    engine connects without it from then on, and says so once.
+    """
+
+    def __init__(self) -> None:
+        self.refused = False
+
+    def __call__(self, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        """Open a DBAPI connection, without ``options`` if the server refuses it."""
+        dbapi = dialect.loaded_dbapi
+        if self.refused:
+            cparams.pop("options", None)
+            return dbapi.connect(*cargs, **cparams)
+        try:
+            return dbapi.connect(*cargs, **cparams)
+        except dbapi.OperationalError as err:
+            if "options" not in cparams or "unsupported startup parameter" not in str(
+                err
+            ):
+                raise
+        self.refused = True
+        logger.warning(
+            "the database (a pooler such as PgBouncer) refused start-up options;"
+            " connecting without them: commits are synchronous unless the role"
+            " sets synchronous_commit = off",
+            extra={"action": "startup_options_refused"},
+        )
+        cparams.pop("options")
+        return dbapi.connect(*cargs, **cparams)
 
 
 def _note_rest(_dbapi_connection: Any, record: Any) -> None:

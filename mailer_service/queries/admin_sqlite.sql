@@ -7,7 +7,8 @@
 SELECT status, total, oldest_due_age_seconds, failed_last_hour
 FROM outbox_summary
 ORDER BY CASE status
-    WHEN 'pending' THEN 1 WHEN 'sending' THEN 2 WHEN 'sent' THEN 3 ELSE 4
+    WHEN 'pending' THEN 1 WHEN 'sending' THEN 2 WHEN 'sent' THEN 3
+    WHEN 'failed' THEN 4 WHEN 'cancelled' THEN 5 ELSE 6
 END;
 
 -- name: retry_failed --

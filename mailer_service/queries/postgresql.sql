@@ -132,10 +132,16 @@ FROM done
 RETURNING outbox_id;
 
 -- name: mark_started --
--- MAILER_ON_AMBIGUOUS=hold: the send of this row begins now.
+-- MAILER_ON_AMBIGUOUS=hold: the send of this row begins now. The marker must
+-- survive a server crash, so this one transaction commits synchronously. The
+-- setting is local to the statement's own transaction (set_config's true), so
+-- no session state is left behind: safe behind PgBouncer's transaction pooling.
+WITH durable AS (SELECT set_config('synchronous_commit', 'on', true) AS setting)
 UPDATE outbox
 SET send_started_at = now()
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+FROM durable
+WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+  AND durable.setting = 'on';
 
 -- name: release --
 -- Hand rows back untouched (shutdown, or the connection died): no attempt charged.

@@ -1,5 +1,16 @@
--- The status page's SQL for PostgreSQL (mailer_service/status_page.py); its
--- counts come from the admin summary query. Everything here only reads.
+-- The status page's SQL for PostgreSQL (mailer_service/status_page.py). The row
+-- page also reads the admin SQL's show_* and suppressions statements, and the
+-- actions (mailer_service/status_actions.py) write through the admin SQL and
+-- the contract's cancel_email. Everything here only reads.
+
+-- name: summary --
+-- One row per status from the outbox_summary view, in lifecycle order.
+SELECT status, total, oldest_due_age_seconds, failed_last_hour
+FROM outbox_summary
+ORDER BY CASE status
+    WHEN 'pending' THEN 1 WHEN 'sending' THEN 2 WHEN 'sent' THEN 3
+    WHEN 'failed' THEN 4 WHEN 'cancelled' THEN 5 WHEN 'suppressed' THEN 6 ELSE 7
+END, status;
 
 -- name: per_minute --
 -- Rows sent and rows failed in the last hour, by whole minutes ago (0 = this minute).
@@ -34,3 +45,9 @@ FROM outbox
 WHERE lower(recipient) = lower(:recipient)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: suppressed_among --
+-- Which of :addresses (lower-cased) are on the suppression list.
+SELECT address
+FROM outbox_suppressions
+WHERE address IN :addresses;

@@ -42,6 +42,10 @@ def test_stats_counts_rows_per_status(database_url, engine):
          "failed_last_hour": None},
         {"status": "failed", "total": 2, "oldest_due_age_seconds": None,
          "failed_last_hour": 1},
+        {"status": "cancelled", "total": 0, "oldest_due_age_seconds": None,
+         "failed_last_hour": None},
+        {"status": "suppressed", "total": 0, "oldest_due_age_seconds": None,
+         "failed_last_hour": None},
     ]  # fmt: skip
 
 
@@ -55,7 +59,8 @@ def test_stats_prints_a_table(database_url, engine):
     assert lines[0] == ["status", "total", "oldest", "due", "failed", "last", "hour"]
     assert lines[1][:3] == ["pending", "2", "2h"]
     assert lines[2:] == [["sending", "1", "-", "-"], ["sent", "6", "-", "-"],
-                         ["failed", "2", "-", "1"]]  # fmt: skip
+                         ["failed", "2", "-", "1"], ["cancelled", "0", "-", "-"],
+                         ["suppressed", "0", "-", "-"]]  # fmt: skip
 
 
 def test_format_age_shows_the_two_largest_units():

@@ -153,7 +153,10 @@ def test_redact_blanks_the_whole_message_history_and_old_suppressions(
             text("SELECT message, refused, last_error FROM outbox WHERE id = 1")
         ).one()
         attempt = connection.execute(
-            text("SELECT result, smtp_code, error, refused FROM outbox_attempts")
+            text(
+                "SELECT result, smtp_code, error, refused FROM outbox_attempts"
+                " WHERE outbox_id = 1"
+            )
         ).one()
         files = connection.execute(text("SELECT count(*) FROM outbox_attachments"))
         suppressed = connection.execute(text("SELECT address FROM outbox_suppressions"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator
-from html.parser import HTMLParser
 
 import pytest
 from flask.testing import FlaskClient
@@ -17,6 +16,7 @@ from mailer_service.status_page import (
     chart_bars,
     create_status_app,
 )
+from tests.status.pages import Elements
 from tests.support import VENV_BIN
 from tests.support.admin import outbox
 from tests.support.outbox import status_counts
@@ -28,28 +28,6 @@ from tests.support.status_rows import (
     SPREAD,
     seed_status_rows,
 )
-
-
-class Elements(HTMLParser):
-    """Collects the start tags of a page with their attributes."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """Record one start tag."""
-        self.tags.append((tag, dict(attrs)))
-
-    def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
-        """Return the attributes of every ``tag`` whose attributes include ``attrs``."""
-        wanted = {k.replace("_", "-"): v for k, v in attrs.items()}
-        return [
-            a
-            for t, a in self.tags
-            if t == tag and all(a.get(k) == v for k, v in wanted.items())
-        ]
 
 
 @pytest.fixture
@@ -69,7 +47,14 @@ def test_status_page_counts_match_the_table(page, engine):
     )
 
     counts = status_counts(engine)
-    assert [s for s, _, _ in shown] == ["pending", "sending", "sent", "failed"]
+    assert [s for s, _, _ in shown] == [
+        "pending",
+        "sending",
+        "sent",
+        "failed",
+        "cancelled",
+        "suppressed",
+    ]
     assert [(int(a), int(b)) for _, a, b in shown] == [
         (counts.get(s, 0), counts.get(s, 0)) for s, _, _ in shown
     ]
@@ -133,9 +118,11 @@ def test_status_page_forbids_scripts_and_caching(page):
     headers = page.get("/").headers
 
     assert "default-src 'none'" in headers["Content-Security-Policy"]
-    assert "script-src" not in headers["Content-Security-Policy"]
+    assert "script-src 'none'" in headers["Content-Security-Policy"]
+    assert "form-action 'self'" in headers["Content-Security-Policy"]
     assert headers["Cache-Control"] == "no-store"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    # Same-origin only: a looked-up address never reaches another site.
+    assert headers["Referrer-Policy"] == "same-origin"
 
 
 def test_status_page_looks_up_a_recipient_ignoring_case(page, engine):

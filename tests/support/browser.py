@@ -11,10 +11,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 from tests.support import ROOT
-from tests.support.promtool import in_ci
+from tests.support.optional import skip_or_fail
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,10 +34,7 @@ def require_browser() -> None:
     if importlib.util.find_spec("playwright") is None:
         missing.append("playwright (pip install -e '.[test]')")
     if missing:
-        message = "browser test needs " + " and ".join(missing)
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail("browser test needs " + " and ".join(missing))
 
 
 def artifact(name: str) -> Path:
