@@ -1,8 +1,8 @@
 """Queue an email inside the caller's transaction: the producer's side of the outbox.
 
 Every producer uses :func:`enqueue_email`: ``flask_outbox.Outbox`` for a
-Flask-Mail ``Message`` (the signup's welcome mail among them), and any other
-code for a password reset or a receipt. The row is added
+Flask-Mail ``Message``, the signup service for its welcome mail, and any
+other code for a password reset or a receipt. The row is added
 to the caller's session, so it commits (or rolls back) with the caller's own
 writes; the mailer delivers it once that transaction has committed.
 """

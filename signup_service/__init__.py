@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from outbox_contract.logs import configure_logging
-from signup_service import cli, database, limits, mail, metrics, openapi, security
+from signup_service import cli, database, limits, metrics, openapi, security
 from signup_service.config import signup_settings
 from signup_service.confirm import bp as confirm_bp
 from signup_service.views import bp
@@ -37,7 +37,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             extra={"action": "ephemeral_secret_key"},
         )
     database.init_app(app)
-    mail.init_app(app)
     app.register_blueprint(bp)
     app.register_blueprint(confirm_bp)
     app.register_blueprint(openapi.bp)

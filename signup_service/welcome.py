@@ -1,13 +1,20 @@
-"""The welcome email: a Flask-Mail message, queued through flask_outbox."""
+"""The welcome email: rendered from templates, queued as a whole message.
+
+It takes the path every message takes: ``enqueue_email`` with a
+:class:`~outbox_contract.MailMessage`, the same call ``flask_outbox`` makes
+for a Flask-Mail ``Message``. The service builds the ``MailMessage`` itself
+rather than a Flask-Mail one: it never sends mail, and Flask-Mail's
+``Message()`` would look up the host's name for a Message-ID we replace.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from flask import current_app, render_template
-from flask_mail import Message
 
-from signup_service.mail import outbox
+from outbox_contract import MailMessage, enqueue_email
+from signup_service.database import db
 from signup_service.tokens import make_confirm_token
 
 
@@ -36,13 +43,19 @@ def enqueue_welcome_email(user_id: int, user: Recipient) -> int:
     Returns the outbox row's id.
     """
     link = confirm_url(user_id, user.email)
-    message = Message(
+    message = MailMessage.build(
         subject=current_app.config["WELCOME_SUBJECT"],
-        recipients=[user.email],
-        body=render_template("email/welcome.txt", user=user, confirm_url=link),
+        to=user.email,
+        text=render_template("email/welcome.txt", user=user, confirm_url=link),
         html=render_template("email/welcome.html", user=user, confirm_url=link),
     )
-    # The signup's own link from a user to the welcome mail (the outbox's
-    # tables have no foreign key to ours). It also stops a second welcome
-    # while the first is unsent.
-    return outbox.send(message, dedupe_key=welcome_key(user_id))
+    row = enqueue_email(
+        db.session,
+        message,
+        message_id_domain=current_app.config["MESSAGE_ID_DOMAIN"],
+        # The signup's own link from a user to the welcome mail (the outbox's
+        # tables have no foreign key to ours). It also stops a second welcome
+        # while the first is unsent.
+        dedupe_key=welcome_key(user_id),
+    )
+    return row.id
