@@ -29,8 +29,10 @@ var/secret_key:
 	mkdir -p var
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 
-## test: lint, then the whole test suite
+## test: lint, then the whole test suite, on $(PYTHON) (.ci/run: the oldest and
+## the newest supported Python, e.g. make test PYTHON=python3.13 VENV=var/venv-3.13)
 test: lint
+	@$(BIN)/python -c 'import sys; print("make test: Python", sys.version.split()[0])'
 	$(BIN)/pytest
 
 ## lint: ruff check, ruff format --check, and the package boundaries (import-linter)

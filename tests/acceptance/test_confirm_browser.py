@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
+from tests.support.browser import require_browser
 from tests.support.databases import url_string
 from tests.support.processes import ROOT, child_env, free_port
 from tests.support.smtp import SmtpServer
@@ -40,13 +40,13 @@ ARTIFACTS = ROOT / "var" / "artifacts"
 MAILER_TIMEOUT = 120.0  # seconds for one `--once` delivery on a busy machine
 PAGE_TIMEOUT = 30_000  # milliseconds for each browser step
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None,
-        reason="no Chromium: apt-get install chromium chromium-driver (.ci/run does)",
-    ),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    """Skip (fail in CI) where Debian's Chromium or Playwright is missing."""
+    require_browser()
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import URL, Engine, text
+from sqlalchemy import URL, Engine, bindparam, text
 
 from mailer_service.retention import recipient_hash, redact_sent
 from mailer_service.store import load_queries
+from outbox_contract.schema import Timestamp
 from tests.support.admin import outbox
 from tests.support.delivery_states import CC_ADA, ROWS, USERS, seed_every_state
 from tests.support.outbox import outbox_rows
@@ -127,7 +128,7 @@ def test_redact_blanks_the_whole_message_history_and_old_suppressions(
                 "INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at,"
                 " worker, result, smtp_code, error, refused)"
                 " VALUES (1, 1, :at, :at, 'w', 'sent', 250, :error, :refused)"
-            ),
+            ).bindparams(bindparam("at", type_=Timestamp)),
             {
                 "at": now - timedelta(days=2),
                 "error": "550 ada@example.com refused",
@@ -139,6 +140,8 @@ def test_redact_blanks_the_whole_message_history_and_old_suppressions(
                 "INSERT INTO outbox_suppressions (address, reason, created_at)"
                 " VALUES ('old@example.com', 'bounce', :old),"
                 " ('new@example.com', 'bounce', :new)"
+            ).bindparams(
+                bindparam("old", type_=Timestamp), bindparam("new", type_=Timestamp)
             ),
             {"old": now - timedelta(days=3), "new": now},
         )

@@ -17,19 +17,54 @@ INSERT_ONE = text(
     " VALUES ('b' || :n || '@example.com', 'Hi', 'x', '<b' || :n || '@example.com>')"
 )
 POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+# Sessions of the mailer inside a transaction (or holding one idle) right now.
+OPEN_TRANSACTIONS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+)
+GATE_TIMEOUT = 20.0  # seconds the SMTP server waits for all senders to be in DATA
+AN_HOUR = 3600  # seconds: a poll that never comes during a test, so only wakes tick
 
 
 def test_relay_sends_over_concurrency_connections_at_once(make_relay, smtp, engine):
     ids = seed_outbox(engine, 40)
-    smtp.delay = 0.05  # every message waits, so the connections overlap
-    relay = make_relay(concurrency=4, batch_size=5)
+    # No DATA is answered until 4 are in DATA together: the senders overlap by
+    # construction, not by luck of the scheduler. MAIL_TIMEOUT outlasts the wait.
+    gate = smtp.hold_data(4, GATE_TIMEOUT)
+    relay = make_relay(
+        concurrency=4, batch_size=5, mail_timeout=2 * GATE_TIMEOUT, lease_seconds=160
+    )
 
     assert relay.run_tick() == len(ids)
 
-    assert smtp.peak_in_data == 4
+    assert gate.reached  # 4 were in DATA at once ...
+    assert smtp.peak_in_data == 4  # ... and never more than MAILER_CONCURRENCY
     assert len(smtp.peers) == 4  # one connection per sender, kept across batches
     assert sorted(smtp.message_ids().values()) == [1] * len(ids)
     assert status_counts(engine) == {"sent": len(ids)}
+
+
+@POSTGRES_ONLY
+def test_no_transaction_stays_open_while_smtp_holds_messages(make_relay, smtp, engine):
+    """Claim, commit, then send: nothing is held in PostgreSQL during SMTP I/O."""
+    seed_outbox(engine, 4)
+    released = threading.Event()
+    # The server sits on the first DATA it gets (its loop blocks: no other
+    # answer goes out either) until the test has looked at the database.
+    smtp.on_message = lambda _accepted: released.wait(60)
+    relay = make_relay(concurrency=2, batch_size=2, mail_timeout=90, lease_seconds=360)
+    tick = threading.Thread(target=relay.run_tick)
+    tick.start()
+    try:
+        assert wait_until(lambda: len(smtp.received) >= 1, 30)
+        with engine.connect() as connection:
+            open_transactions = connection.execute(OPEN_TRANSACTIONS).scalar_one()
+    finally:
+        released.set()
+        tick.join(120)
+
+    assert open_transactions == 0
+    assert sorted(smtp.message_ids().values()) == [1] * 4
 
 
 def test_relay_with_concurrency_still_records_each_failure(make_relay, smtp, engine):
@@ -88,12 +123,13 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
             ticks.append(1)
             return super().drain()
 
-    # MAIL_TIMEOUT outlasts the held message, which must not time out.
+    # MAIL_TIMEOUT outlasts the held message, which must not time out. The poll
+    # never comes while the test runs, so every tick after the first is a wake.
     base = make_relay(
-        concurrency=1, poll_interval=30, mail_timeout=30, lease_seconds=120
+        concurrency=1, poll_interval=AN_HOUR, mail_timeout=90, lease_seconds=360
     )
     relay = CountingRelay(base.app, base.settings, "counting")
-    scheduler = build_scheduler(relay, poll_interval=30)
+    scheduler = build_scheduler(relay, poll_interval=AN_HOUR)
     threading.Thread(target=scheduler.start, daemon=True).start()
     try:
         assert wait_until(lambda: len(ticks) == 1, 30)  # the first, at start-up
@@ -117,5 +153,7 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
         scheduler.shutdown(wait=False)
         relay.join()
 
-    assert len(ticks) == 3  # start-up, the busy tick, and one that followed it
+    # Start-up, the busy tick, and the one wake-up tick that followed it; the
+    # hour-long poll cannot have added one, however slowly this ran.
+    assert len(ticks) == 3
     assert sorted(smtp.message_ids().values()) == [1] * 1000

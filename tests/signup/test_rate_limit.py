@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from outbox_contract.settings import ConfigError
 from signup_service.config import signup_settings
 from tests.signup.test_api import counts
+from tests.support.optional import skip_or_fail
 
 REDIS = ("127.0.0.1", 6379)
 
@@ -138,9 +139,10 @@ def redis_up() -> bool:
         return False
 
 
-@pytest.mark.skipif(not redis_up(), reason="no Redis on 127.0.0.1:6379")
 def test_rate_limit_in_redis_is_shared_by_workers(make_app):
     """Two apps (two gunicorn workers) on one Redis share one count."""
+    if not redis_up():
+        skip_or_fail("no Redis on 127.0.0.1:6379 (apt-get install redis-server)")
     storage = f"redis://{REDIS[0]}:{REDIS[1]}/0"
     # A fresh address for each run: the counts outlive the test in Redis.
     address = from_address(f"2001:db8::{uuid.uuid4().hex[:4]}")

@@ -1,37 +1,27 @@
 """promtool (Debian's ``prometheus`` package) checks metrics, configs and rules.
 
 Missing locally, the tests that need it skip with the reason; in CI (``CI=true``,
-where .ci/run installs it) they fail instead.
+where .ci/run installs it) they fail instead (tests/support/optional.py).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.support import ROOT
+from tests.support.optional import skip_or_fail
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 TIMEOUT = 120  # seconds for one promtool run
-
-
-def in_ci() -> bool:
-    """Tell whether this is CI, where a missing tool fails instead of skipping."""
-    return os.environ.get("CI", "").lower() in {"1", "true"}
 
 
 def require_tool(name: str, install: str) -> str:
     """Return the path of ``name``; skip the test (fail in CI) when it is missing."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed ({install})"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"{name} is not installed ({install})")
     return path
 
 

@@ -1,7 +1,8 @@
 """A real SMTP server for tests (aiosmtpd), with faults on demand.
 
 ``SmtpServer`` records every accepted message and can be told to answer the
-next messages with a 4xx or 5xx, to drop the connection, or to stall. A
+next messages with a 4xx or 5xx, to drop the connection, or to stall, or to
+hold every DATA until several are in DATA at once (``hold_data``). A
 ``HangingServer`` accepts connections and never says a word.
 """
 
@@ -21,6 +22,21 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.support.processes import free_port
+
+
+@dataclass
+class DataGate:
+    """Holds each DATA's answer until ``count`` are in DATA at once, or a timeout.
+
+    Once open it stays open. ``reached`` tells whether it opened because that
+    many were there together, rather than because ``timeout`` ran out.
+    """
+
+    count: int
+    timeout: float  # seconds from the first DATA it holds
+    opened: bool = False
+    reached: bool = False
+    deadline: float | None = None  # monotonic; set by the first DATA held
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,16 @@ class _Handler:
         self, smtp: SMTP, session: Session, envelope: Envelope
     ) -> str:
         """Accept the message, or apply the next planned fault."""
+        self.server.handling_changed(+1)
+        try:
+            return await self._answer_data(smtp, session, envelope)
+        finally:
+            self.server.handling_changed(-1)
+
+    async def _answer_data(
+        self, smtp: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        """Record the DATA, wait as told, then accept it or apply the fault."""
         with self.server.lock:
             self.server.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
@@ -65,6 +91,7 @@ class _Handler:
             self.server.on_message(len(self.server.messages))
         self.server.sending_started(session.peer)
         try:
+            await self.server.pass_gate()
             if self.server.delay:
                 await asyncio.sleep(self.server.delay)
         finally:
@@ -132,6 +159,10 @@ class SmtpServer:
         self.peak_in_data = 0  # the most there ever were at once
         self.open_connections = 0  # client connections open right now
         self.peak_connections = 0  # the most there ever were at once
+        # DATA answers being worked out right now, recording included: zero once
+        # everything a client sent has been accepted or refused.
+        self.handling = 0
+        self.gate: DataGate | None = None  # see hold_data
         self.controller = _CountingController(
             _Handler(self), hostname="127.0.0.1", port=self.port, **controller_options
         )
@@ -151,6 +182,44 @@ class SmtpServer:
         """
         with self.lock:
             self.faults.extend(replies)
+
+    def hold_data(self, count: int, timeout: float) -> DataGate:
+        """Hold each DATA until ``count`` are in DATA at once (or ``timeout`` s).
+
+        The sender side then cannot finish a message before the others have
+        started theirs, so "``count`` at once" no longer depends on how the
+        operating system schedules the senders.
+        """
+        with self.lock:
+            self.gate = DataGate(count, timeout)
+            return self.gate
+
+    async def pass_gate(self) -> None:
+        """Wait at the gate, if there is one, until it opens."""
+        gate = self.gate
+        if gate is None:
+            return
+        while True:
+            with self.lock:
+                if gate.deadline is None:
+                    gate.deadline = time.monotonic() + gate.timeout
+                if not gate.opened and self.in_data >= gate.count:
+                    gate.opened = gate.reached = True
+                if not gate.opened and time.monotonic() >= gate.deadline:
+                    gate.opened = True  # gave up waiting: ``reached`` stays False
+                if gate.opened:
+                    return
+            await asyncio.sleep(0.005)
+
+    def handling_changed(self, change: int) -> None:
+        """Track the DATA answers in progress."""
+        with self.lock:
+            self.handling += change
+
+    def idle(self) -> bool:
+        """Tell whether no client is connected and no DATA is being answered."""
+        with self.lock:
+            return self.open_connections == 0 and self.handling == 0
 
     def connections_changed(self, change: int) -> None:
         """Track the connections open at once."""
