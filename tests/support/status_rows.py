@@ -1,13 +1,21 @@
-"""Rows for the status page: a known spread over the last hour, and hostile text."""
+"""Rows for the status page: a known spread over the last hour, and hostile text.
+
+``seed_action_rows`` adds rows for the page's actions: a whole failed message
+with its attempt history and a suppressed recipient, a pending row, a sent one.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
 
-from outbox_contract import Outbox
+from outbox_contract import Outbox, enqueue_email
+from outbox_contract.message import Attachment, MailMessage
+from outbox_contract.schema import OutboxAttempt, Suppression
 
 HOSTILE_RECIPIENT = "<script>window.pwned=1</script>@example.com"
 HOSTILE_ERROR = "550 <script>window.pwned=2</script> <img src=x onerror=alert(1)>"
@@ -78,3 +86,101 @@ def seed_status_rows(engine: Engine) -> datetime:
     with engine.begin() as connection:
         connection.execute(Outbox.__table__.insert(), rows)
     return now
+
+
+ADMIN_TOKEN = "status-page-admin-token-0123456789abcdef"  # 40 characters
+BOUNCED = "Bounced@Example.com"  # a Cc of the failed row, on the suppression list
+ALSO_SUPPRESSED = "gone@example.org"  # on the list, in no row
+RECEIPT = MailMessage.build(
+    subject="Your receipt",
+    to=[("Ada Lovelace", "ada.l@example.com")],
+    cc=[BOUNCED],
+    bcc=["audit@example.com"],
+    sender=("Shop", "shop@example.com"),
+    reply_to="help@example.com",
+    headers={"X-Campaign": "receipts"},
+    text="Thank you.",
+    attachments=(Attachment(b"%PDF" + b"0" * 2044, "application/pdf", "r.pdf"),),
+)
+
+
+@dataclass(frozen=True)
+class ActionRows:
+    """The ids of the rows seed_action_rows adds."""
+
+    failed: int  # the whole RECEIPT, two attempts, BOUNCED refused and suppressed
+    pending: int
+    sent: int
+
+
+def seed_action_rows(engine: Engine) -> ActionRows:
+    """Add a failed whole message with history, a pending row and a sent row."""
+    now = datetime.now(UTC)
+    refused = {BOUNCED.lower(): [550, "5.1.1 user unknown"]}
+    with Session(engine) as session:
+        failed = enqueue_email(session, RECEIPT, message_id_domain="example.com").id
+        pending = enqueue_email(
+            session, to="wait@example.com", subject="Later", text="Hi"
+        ).id
+        sent = enqueue_email(session, to="done@example.com", subject="Done", text="Hi")
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id == failed)
+            .values(
+                status="failed",
+                attempts=2,
+                last_attempt_at=now - timedelta(minutes=1),
+                last_error="554 5.7.1 rejected",
+                refused=refused,
+            )
+        )
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id == sent.id)
+            .values(status="sent", attempts=1, sent_at=now, last_attempt_at=now)
+        )
+        session.execute(
+            OutboxAttempt.__table__.insert(),
+            [
+                _attempt(failed, 1, now - timedelta(minutes=5), "retry", 451,
+                         "4.3.0", "451 4.3.0 try later", None),
+                _attempt(failed, 2, now - timedelta(minutes=1), "failed", 554,
+                         "5.7.1", "554 5.7.1 rejected", refused),
+            ],
+        )  # fmt: skip
+        session.execute(
+            Suppression.__table__.insert(),
+            [
+                {"address": BOUNCED.lower(), "reason": "bounce", "smtp_code": 550,
+                 "enhanced_code": "5.1.1", "detail": "user unknown", "created_at": now},
+                {"address": ALSO_SUPPRESSED, "reason": "manual", "smtp_code": None,
+                 "enhanced_code": None, "detail": "asked", "created_at": now},
+            ],
+        )  # fmt: skip
+        session.commit()
+    return ActionRows(failed=failed, pending=pending, sent=sent.id)
+
+
+def _attempt(
+    outbox_id: int,
+    attempt: int,
+    at: datetime,
+    result: str,
+    code: int,
+    enhanced: str,
+    error: str,
+    refused: dict | None,
+) -> dict:
+    """Return one outbox_attempts row, a second long."""
+    return {
+        "outbox_id": outbox_id,
+        "attempt": attempt,
+        "started_at": at,
+        "ended_at": at + timedelta(seconds=1),
+        "worker": "worker-1",
+        "result": result,
+        "smtp_code": code,
+        "enhanced_code": enhanced,
+        "error": error,
+        "refused": refused,
+    }
