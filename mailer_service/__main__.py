@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service import create_app, db
 from mailer_service.config import relay_settings
-from mailer_service.listener import WAIT_SECONDS, DueListener
+from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
 from mailer_service.retention import redact_sent, redaction_key
 from mailer_service.store import load_queries
@@ -52,7 +52,7 @@ def configure_logging() -> None:
     logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
 
 
-LISTENER_EXIT_SECONDS = 2 * WAIT_SECONDS  # how long a stop waits for the listener
+LISTENER_EXIT_SECONDS = 2.0  # how long a stop waits for the listener to leave
 
 
 def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:

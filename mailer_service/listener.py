@@ -26,12 +26,17 @@ from outbox_contract.schema import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
-WAIT_SECONDS = 1.0  # one notifies() call; the connection's lock is held meanwhile
+# One notifies() call (the connection's lock is held meanwhile). Short, because
+# the loop also registers an idle mailer: a row committed before that goes
+# unnotified, so registering late would make it wait.
+WAIT_SECONDS = 0.02
 PROBE_EVERY = 10.0  # seconds without a notification before a SELECT 1 probe
 RECONNECT_FIRST = 0.5  # seconds before the first reconnect attempt
 RECONNECT_LONGEST = 30.0  # seconds, the cap on the doubling reconnect delay
 APPLICATION_NAME = "outbox-listener"  # shows in pg_stat_activity
-REGISTER_SETTLE = 0.1  # seconds after registering before looking once more
+# Seconds after registering before looking once more: a signup's INSERT and
+# its COMMIT are milliseconds apart.
+REGISTER_SETTLE = 0.02
 
 REGISTER = (
     "INSERT INTO outbox_waiters (pid, worker) VALUES (pg_backend_pid(), %s)"
@@ -102,6 +107,8 @@ class DueListener(threading.Thread):
             self.conninfo, autocommit=True, **self.connect_args
         ) as connection:
             connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            # A new session: a row we had belonged to the old one, now gone.
+            self.waiting.clear()
             connection.execute(FORGET_THE_DEAD)
             self.connected.set()
             logger.info("listening for new outbox rows", extra={"action": "listen"})
