@@ -100,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
         default=200,
         help="rows drained, and messages per ceiling loop, to the 50 ms relay",
     )
+    mailer.add_argument(
+        "--attachment-rows",
+        type=int,
+        default=1000,
+        help="rows per drain, plain and with a 100 KB attachment, to smtp-sink",
+    )
     latency = p.add_argument_group("commit to SMTP 250, idle mailer")
     latency.add_argument("--latency-rows", type=int, default=200)
     latency.add_argument(

@@ -73,10 +73,11 @@ def truncate(url: str) -> None:
     engine = _engine(database_url({"DATABASE_URL": url}))
     try:
         with engine.connect() as connection:
+            # CASCADE: also every table that refers to these (the outbox's
+            # attachments, its attempt history, whatever a migration adds).
             connection.execute(
                 text(
-                    "TRUNCATE outbox_attachments, outbox, users, idempotency_keys"
-                    " RESTART IDENTITY"
+                    "TRUNCATE outbox, users, idempotency_keys RESTART IDENTITY CASCADE"
                 )
             )
     finally:

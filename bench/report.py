@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report_sections, targets
+from bench.attachments import AttachmentCost
 from bench.capacity import Capacity
 from bench.ceilings import RAW
 from bench.claim_cost import ClaimCost
@@ -42,6 +43,7 @@ class Results:
     latency: CommitLatency
     claim: ClaimCost
     floor: FloorComparison
+    attachments: AttachmentCost
     capacity: Capacity | None = None  # only with --capacity
     # Chart links relative to the Markdown file, by name; empty without matplotlib.
     charts: dict[str, str] = field(default_factory=dict)
@@ -223,6 +225,7 @@ def render(results: Results) -> str:
         *report_sections.mailer_section(
             results.mailers, results.charts.get("throughput")
         ),
+        *report_sections.attachment_section(results.attachments),
         *report_sections.latency_section(
             results.latency, results.charts.get("latency")
         ),

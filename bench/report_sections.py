@@ -1,7 +1,8 @@
-"""The Markdown sections for the mailer, latency, claim, floor and capacity figures."""
+"""Markdown sections: mailer, attachment, latency, claim, floor and capacity figures."""
 
 from __future__ import annotations
 
+from bench.attachments import CONTENT_TYPE, ROUNDS, AttachmentCost
 from bench.capacity import Capacity
 from bench.ceilings import FLASK_MAIL, RAW, Ceiling
 from bench.claim_cost import ClaimCost
@@ -77,6 +78,47 @@ def mailer_section(figures: MailerFigures, chart: str | None) -> list[str]:
     if chart:
         lines += [f"![Throughput against mailer processes]({chart})", ""]
     return lines
+
+
+def _kib(size: float, digits: int = 1) -> str:
+    """Format a byte count in KB (1,024 bytes)."""
+    return f"{size / 1024:,.{digits}f} KB"
+
+
+def _drain_row(label: str, d: Drain) -> str:
+    """Return one attachment-cost row: messages, rate and milliseconds each."""
+    each = f"{1000 / d.per_second:.2f}" if d.per_second else "n/a"
+    return f"| {label} | {d.sent} | {d.per_second:.1f} | {each} |"
+
+
+def attachment_section(cost: AttachmentCost) -> list[str]:
+    """Return what one attachment costs a mailer per message, and the database."""
+    size = _kib(cost.attachment_bytes, 0)
+    return [
+        f"## What a {size} attachment costs",
+        "",
+        "One mailer process (settings as in the drains above) against"
+        f" {cost.plain.sink} drains {cost.table_rows} welcome-like rows queued"
+        " with `enqueue_email(session, MailMessage.build(...))`, then the same"
+        f" rows each carrying one attachment of {cost.attachment_bytes:,} random"
+        f" bytes (`{CONTENT_TYPE}`), {ROUNDS} rounds alternating the two. Each"
+        " rate is the kind's sent rows over the sum of its rounds'"
+        " max(`sent_at`) - min(`sent_at`).",
+        "",
+        "| rows | messages | messages/s | ms per message |",
+        "|---|---:|---:|---:|",
+        _drain_row("plain (text and HTML)", cost.plain),
+        _drain_row(f"the same + one {size} attachment", cost.attached),
+        "",
+        f"With the attachment one mailer runs at **{cost.ratio:.0%}** of its"
+        f" plain rate: **{cost.extra_ms:.2f} ms** more per message"
+        " (1/rate with - 1/rate without). On the wire base64 makes the"
+        f" attachment {_kib(cost.wire_bytes)}. In the database"
+        f" `outbox_attachments` (heap, TOAST and index) holds"
+        f" {_kib(cost.bytes_per_row)} per message"
+        f" (`pg_total_relation_size` over {cost.table_rows} rows).",
+        "",
+    ]
 
 
 def latency_section(latency: CommitLatency, chart: str | None) -> list[str]:

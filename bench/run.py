@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench import crash, database, latency, plots, throughput
+from bench.attachments import measure_attachment_cost
 from bench.capacity import measure_capacity
 from bench.claim_cost import measure_claim_cost
 from bench.cli import mailer_concurrency, parser
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace, command: str) -> Results:
         mailers = throughput.measure_mailer_figures(
             bench, args.mailer_processes, concurrency.label, concurrency.effective
         )
+        progress("measuring what a 100 KB attachment costs one mailer")
+        attachments = measure_attachment_cost(bench, args.attachment_rows)
         progress("measuring commit-to-250 latency of an idle mailer")
         commit = measure_commit_latency(bench, args.latency_rows, args.latency_budget)
         progress("timing sequential signups against the floor app")
@@ -122,6 +125,7 @@ def run(args: argparse.Namespace, command: str) -> Results:
             latency=commit,
             claim=claim,
             floor=floor,
+            attachments=attachments,
             capacity=capacity,
         )
 

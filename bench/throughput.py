@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import database, pg
@@ -25,6 +26,9 @@ from bench.sinks import Sink, sink_label
 DRAIN_TIMEOUT = 600.0  # seconds; far more than a drain takes on a busy machine
 READY_TIMEOUT = 60.0  # seconds for the mailers to connect; the machine is shared
 POLL_SECONDS = 0.2  # how often the drain's progress is read
+
+# Writes one outbox row per address to the database at the URL, in one transaction.
+Fill = Callable[[str, list[str]], None]
 
 # Our own connection is left out; the mailers are the only other clients.
 CONNECTED = """
@@ -122,10 +126,12 @@ def drain(
     rows: int,
     tag: str,
     setting: str = "",
+    fill: Fill = database.insert_signups,
 ) -> Drain:
     """Start ``processes`` mailers, then give them ``rows`` signups to drain.
 
-    ``setting`` (``NAME=value``) is one more variable for the mailers.
+    ``setting`` (``NAME=value``) is one more variable for the mailers; ``fill``
+    writes the rows (default: real signups' users and welcome mails).
     """
     extra = dict([setting.split("=", 1)]) if setting else {}
     database.truncate(bench.db_url)
@@ -136,9 +142,7 @@ def drain(
             mailers.append(start_mailer({**bench.mailer_env(sink), **extra}, log))
         _wait_connected(bench.db_url, mailers)
         # One transaction: every row becomes due at the same instant.
-        database.insert_signups(
-            bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)]
-        )
+        fill(bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)])
         _wait_drained(bench.db_url, mailers)
     finally:
         for mailer in mailers:

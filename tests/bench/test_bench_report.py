@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import URL, text
 
 from bench import pg, targets
+from bench.attachments import AttachmentCost
 from bench.ceilings import FLASK_MAIL, RAW, Ceiling
 from bench.claim_cost import ClaimCost, claim_params, measure_claim_cost
 from bench.cli import claim_param, int_list, mailer_concurrency
@@ -72,6 +73,14 @@ def _results(processes: list[int]) -> Results:
         latency=CommitLatency([900.0, 950.0, 1000.0], planned=3, budget=10),
         claim=ClaimCost(10, 100, [1.0, 2.0], [1.0, 2.5], "Update on outbox"),
         floor=FloorComparison(real=_load([4.0, 5.0]), floor=_load([2.0, 2.5])),
+        # 400/s plain, 100/s with the attachment: 10 - 2.5 = 7.5 ms more each.
+        attachments=AttachmentCost(
+            plain=Drain(1, sink, 200, 200, 200 / 400.0, 200),
+            attached=Drain(1, sink, 200, 200, 200 / 100.0, 200),
+            attachment_bytes=102_400,
+            table_bytes=100 * 110_592,
+            table_rows=100,
+        ),
         charts={"throughput": "docs/bench/throughput.png"},
     )
 
@@ -129,6 +138,31 @@ def test_report_renders_the_targets_table_and_every_section() -> None:
     # hold's marker cost: 240/s against the 1-process drain's 300/s
     assert "| 1 mailer process, `MAILER_ON_AMBIGUOUS=hold` |" in markdown
     assert "it cost 20% of one mailer's rate here (240 vs 300" in markdown
+
+
+def test_report_renders_the_attachment_cost() -> None:
+    markdown = render(_results([1, 2, 4]))
+    assert "## What a 100 KB attachment costs\n" in markdown
+    assert "| plain (text and HTML) | 200 | 400.0 | 2.50 |" in markdown
+    assert "| the same + one 100 KB attachment | 200 | 100.0 | 10.00 |" in markdown
+    assert "runs at **25%** of its plain rate: **7.50 ms** more per message" in (
+        markdown
+    )
+    assert "holds 108.0 KB per message" in markdown
+    # 102,400 bytes: 136,536 base64 characters in 1,797 CRLF-ended lines.
+    assert "base64 makes the attachment 136.8 KB" in markdown
+
+
+def test_attachment_cost_is_zero_when_a_rate_is_undefined() -> None:
+    sink = "postfix smtp-sink"
+    cost = AttachmentCost(
+        plain=Drain(1, sink, 1, 1, 0.0, 1),
+        attached=Drain(1, sink, 10, 10, 1.0, 10),
+        attachment_bytes=10,
+        table_bytes=0,
+        table_rows=0,
+    )
+    assert (cost.ratio, cost.extra_ms, cost.bytes_per_row) == (0.0, 0.0, 0.0)
 
 
 def test_claim_params_bind_exactly_what_the_claim_names() -> None:

@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import URL
 
-from bench import flask_mail_send, pg, raw_send, sinks
+from bench import attachments, flask_mail_send, pg, raw_send, sinks
 from bench.floor_app import create_app as create_floor_app
 from bench.load import percentile
 from bench.messages import LoopTimes
 from bench.seed_apps import create_sync_app, create_thread_app
 from bench.sinks import RELAY_DELAY, PostfixSink, find_smtp_sink, relay_sink
 from bench.smtp_sink import SmtpSink
+from outbox_contract import Attachment
 from tests.conftest import url_string
+from tests.support.optional import skip_or_fail
 
 SINK_TIMEOUT = 30.0  # seconds; generous, the machine is shared
 
@@ -104,7 +106,7 @@ def test_loop_times_round_trip_through_json() -> None:
 def test_smtp_sink_wrapper_accepts_a_message(tmp_path: Path) -> None:
     binary = find_smtp_sink()
     if binary is None:
-        pytest.skip("postfix's smtp-sink is not installed (apt-get install postfix)")
+        skip_or_fail("postfix's smtp-sink is not installed (apt-get install postfix)")
     with PostfixSink(binary, tmp_path) as sink:
         with smtplib.SMTP("127.0.0.1", sink.port, timeout=SINK_TIMEOUT) as smtp:
             smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: hi\r\n\r\nx")
@@ -165,3 +167,29 @@ def test_fast_sink_falls_back_to_aiosmtpd_with_a_note(
             smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: hi\r\n\r\nx")
         assert sink.count() == 1
     assert "smtp-sink is not installed" in capsys.readouterr().err
+
+
+def test_attachment_fill_queues_the_same_rows_with_one_attachment_each(
+    pg_url: URL,
+) -> None:
+    url = url_string(pg_url)
+    part = Attachment(content=b"%PDF" * 8, content_type="application/pdf")
+    attachments.filler(None)(url, ["p0@example.com", "p1@example.com"])
+    attachments.filler(part)(url, ["a0@example.com", "a1@example.com"])
+    with pg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT recipient, message->>'attachments', body_html IS NOT NULL"
+            " FROM outbox ORDER BY id"
+        ).fetchall()
+        parts = connection.execute(
+            "SELECT outbox_id, content_type, length(content) FROM outbox_attachments"
+            " ORDER BY outbox_id"
+        ).fetchall()
+    assert rows == [
+        ("p0@example.com", "0", True),
+        ("p1@example.com", "0", True),
+        ("a0@example.com", "1", True),
+        ("a1@example.com", "1", True),
+    ]
+    assert parts == [(3, "application/pdf", 32), (4, "application/pdf", 32)]
+    assert attachments.attachments_size(url) > 0
