@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
+import time
 from datetime import UTC, datetime
-from types import FrameType
 
 import click
 from apscheduler.jobstores.base import JobLookupError
@@ -124,24 +125,50 @@ def start_listener(
     return listener
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+SCHEDULER_START_CHECKS = 200  # looks for a scheduler that has not started yet
+SCHEDULER_START_CHECK_SECONDS = 0.05  # seconds between those looks
+
+
+def block_stop_signals() -> None:
+    """Block SIGTERM and SIGINT in this thread and every thread started after it.
+
+    Called first thing, before any thread exists, so that only the thread of
+    :func:`stop_on_signals` ever receives them.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 def stop_on_signals(
     relay: Relay,
     scheduler: BlockingScheduler | None,
     listener: DueListener | None = None,
 ) -> None:
-    """Make SIGTERM and SIGINT stop claiming and end the scheduler's loop."""
+    """Make SIGTERM and SIGINT stop claiming and end the scheduler's loop.
 
-    def shut_down(signum: int, _frame: FrameType | None) -> None:
-        """Stop claiming; the tick in flight finishes its message and releases."""
+    A thread of its own waits for them (sigwait) and stops everything from
+    there. A Python signal handler would run in the main thread between any
+    two bytecodes, also while that thread holds a lock the stop needs (the
+    scheduler's wake-up event's, say): under load a stop then hung for good.
+    """
+
+    def wait_and_stop() -> None:
+        """Wait for a stop signal; stop claiming, the listener and the scheduler."""
+        signum = signal.sigwait(STOP_SIGNALS)
         logger.info("received %s; stopping", signal.Signals(signum).name)
         relay.stop()
         if listener is not None:
             listener.stop()
-        if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)
+        # A signal that came before the scheduler started waits for it.
+        for _ in range(SCHEDULER_START_CHECKS):
+            if scheduler is None:
+                return
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+                return
+            time.sleep(SCHEDULER_START_CHECK_SECONDS)
 
-    signal.signal(signal.SIGTERM, shut_down)
-    signal.signal(signal.SIGINT, shut_down)
+    threading.Thread(target=wait_and_stop, name="outbox-signals", daemon=True).start()
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,6 +180,7 @@ def main(once: bool) -> None:
     MAIL_TIMEOUT) and MAILER_* (see README.md, Configuration). Run as many
     mailers as you like against one PostgreSQL database.
     """
+    block_stop_signals()
     try:
         configure_logging()
         settings = relay_settings()
