@@ -95,6 +95,12 @@ def parser() -> argparse.ArgumentParser:
         help="set MAILER_CONCURRENCY for every mailer (default: leave it unset)",
     )
     mailer.add_argument(
+        "--pipeline-concurrency",
+        type=int_list,
+        default=[64, 256, 512],
+        help="MAILER_CONCURRENCY values of the slow-relay drains (smtp-sink -w 1)",
+    )
+    mailer.add_argument(
         "--relay-rows",
         type=int,
         default=200,

@@ -16,6 +16,7 @@ from bench.commit_latency import CommitLatency
 from bench.crash import CrashResult
 from bench.latency import Phase
 from bench.load import LoadResult
+from bench.pipeline import PipelineDrain, pipeline_section
 from bench.procs import GUNICORN_SETTINGS
 from bench.signup_floor import FloorComparison
 from bench.throughput import MailerFigures
@@ -45,6 +46,7 @@ class Results:
     floor: FloorComparison
     attachments: AttachmentCost
     capacity: Capacity | None = None  # only with --capacity
+    pipeline: list[PipelineDrain] = field(default_factory=list)
     # Chart links relative to the Markdown file, by name; empty without matplotlib.
     charts: dict[str, str] = field(default_factory=dict)
 
@@ -225,6 +227,7 @@ def render(results: Results) -> str:
         *report_sections.mailer_section(
             results.mailers, results.charts.get("throughput")
         ),
+        *pipeline_section(results.pipeline),
         *report_sections.attachment_section(results.attachments),
         *report_sections.latency_section(
             results.latency, results.charts.get("latency")

@@ -26,6 +26,7 @@ from bench.claim_cost import measure_claim_cost
 from bench.cli import mailer_concurrency, parser
 from bench.commit_latency import measure_commit_latency
 from bench.context import Bench
+from bench.pipeline import measure_pipeline
 from bench.report import Results, render
 from bench.signup_floor import compare_with_floor
 from bench.sinks import open_fast_sink, relay_sink
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace, command: str) -> Results:
         mailers = throughput.measure_mailer_figures(
             bench, args.mailer_processes, concurrency.label, concurrency.effective
         )
+        progress("measuring SMTP concurrency against a 1 s relay, and backends")
+        pipeline = measure_pipeline(bench, args.pipeline_concurrency)
         progress("measuring what a 100 KB attachment costs one mailer")
         attachments = measure_attachment_cost(bench, args.attachment_rows)
         progress("measuring commit-to-250 latency of an idle mailer")
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace, command: str) -> Results:
             floor=floor,
             attachments=attachments,
             capacity=capacity,
+            pipeline=pipeline,
         )
 
 

@@ -59,9 +59,14 @@ class PostfixSink:
 
     label = "postfix smtp-sink"
 
-    def __init__(self, binary: str, logs: Path) -> None:
-        """Pick a free port; nothing runs until the ``with`` block."""
+    def __init__(self, binary: str, logs: Path, data_wait: int = 0) -> None:
+        """Pick a free port; nothing runs until the ``with`` block.
+
+        ``data_wait`` seconds pass before each answer to DATA (``-w``): a slow
+        relay, at no CPU cost.
+        """
         self.binary = binary
+        self.data_wait = data_wait
         self.port = free_port()
         # One log per server: count() reads the counters of this one only.
         self.log = logs / f"smtp-sink-{self.port}.log"
@@ -71,10 +76,12 @@ class PostfixSink:
         """Return the command line: counters on, IPv4 loopback, a deep backlog."""
         # smtp-sink refuses to run as root without a user to switch to.
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        wait = ["-w", str(self.data_wait)] if self.data_wait else []
         return [
             self.binary,
             "-c",
             *user,
+            *wait,
             f"127.0.0.1:{self.port}",
             str(SMTP_SINK_BACKLOG),
         ]

@@ -88,7 +88,7 @@ def _check_alive(mailers: list[Child]) -> None:
         raise RuntimeError(f"a mailer exited:\n{dead[0].tail()}")
 
 
-def _wait_connected(url: str, mailers: list[Child]) -> None:
+def wait_connected(url: str, mailers: list[Child]) -> None:
     """Wait until the database has a client per mailer (each polled once)."""
     deadline = time.monotonic() + READY_TIMEOUT
     with pg.connect(url) as connection:
@@ -108,7 +108,7 @@ def _wait_connected(url: str, mailers: list[Child]) -> None:
             time.sleep(POLL_SECONDS)
 
 
-def _wait_drained(url: str, mailers: list[Child]) -> None:
+def wait_drained(url: str, mailers: list[Child]) -> None:
     """Wait until no row is pending or sending; fail if the mailers die."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
     with pg.connect(url) as connection:
@@ -140,10 +140,10 @@ def drain(
         for n in range(processes):
             log = bench.log(f"{tag}-mailer-{n}")
             mailers.append(start_mailer({**bench.mailer_env(sink), **extra}, log))
-        _wait_connected(bench.db_url, mailers)
+        wait_connected(bench.db_url, mailers)
         # One transaction: every row becomes due at the same instant.
         fill(bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)])
-        _wait_drained(bench.db_url, mailers)
+        wait_drained(bench.db_url, mailers)
     finally:
         for mailer in mailers:
             mailer.stop()

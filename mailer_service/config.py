@@ -28,6 +28,9 @@ DEFAULT_MAIL_TIMEOUT = 30.0  # seconds for each SMTP connect and command
 DEFAULT_POLL_INTERVAL = 1.0  # seconds between looks at the outbox when idle
 DEFAULT_BATCH_SIZE = 20  # rows leased per claim, sent over one SMTP connection
 DEFAULT_CONCURRENCY = 4  # SMTP connections each mailer process keeps busy at once
+MAX_CONCURRENCY = 1024  # SMTP workers are threads with no database connection
+POOL_SIZE = 2  # database connections kept: the claimer's and the completer's
+POOL_OVERFLOW = 2  # more, briefly: retention, the metrics port's queue gauges
 DEFAULT_LEASE_SECONDS = 120.0  # seconds a claim lasts before others may take it
 DEFAULT_MAX_ATTEMPTS = 10  # deliveries tried before a row becomes failed
 DEFAULT_BACKOFF_SECONDS = 30.0  # seconds before the first retry; doubles after
@@ -73,7 +76,11 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
             environ, "MAILER_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1
         ),
         concurrency=parse_int(
-            environ, "MAILER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=64
+            environ,
+            "MAILER_CONCURRENCY",
+            DEFAULT_CONCURRENCY,
+            minimum=1,
+            maximum=MAX_CONCURRENCY,
         ),
         lease_seconds=parse_positive(
             environ, "MAILER_LEASE_SECONDS", DEFAULT_LEASE_SECONDS
@@ -125,8 +132,10 @@ def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
             extra={"action": "tls_unverified"},
         )
     options = engine_options(url)
-    # Every sender thread holds a connection while it works, and the tick one more.
-    options["pool_size"] = relay.concurrency + 1
+    # The claimer and the completer hold one each, whatever the concurrency;
+    # the overflow serves retention runs and the metrics port's queue gauges.
+    options["pool_size"] = POOL_SIZE
+    options["max_overflow"] = POOL_OVERFLOW
     if url.get_backend_name() == "postgresql" and "options" not in url.query:
         # Outcome commits need not wait for the WAL flush: a mailer crash cannot
         # lose them, and a PostgreSQL crash loses at most its last ~0.6 s of

@@ -55,6 +55,11 @@ CLAIM_SECONDS = Histogram(
     "Time one claim statement took, its commit included.",
     buckets=CLAIM_BUCKETS,
 )
+COMPLETER_BATCH_ROWS = Histogram(
+    "mailer_completer_batch_rows",
+    "Outcomes written by one statement of the completer.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 ROWS_RELEASED = Counter(
     "mailer_rows_released",
     "Claimed rows handed back unsent (shutdown, or a lost SMTP connection).",

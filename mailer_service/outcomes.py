@@ -1,124 +1,85 @@
-"""Recording what happened to each attempt: the fenced write and its log line.
+"""What an attempt means for its row: the policy's decision, then the report.
 
-When the database refuses an outcome after the SMTP server has already
-answered, the outcome (and the rows still held) is kept in memory and written
-first thing at the next tick, still fenced, so a database blip resends nothing.
+The completer (:mod:`mailer_service.completer`) writes outcomes in batches;
+this module says what each one writes, and after the write updates the
+suppression list, the metrics and the one log line per message outcome.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable
-
-from sqlalchemy.exc import SQLAlchemyError
+from dataclasses import dataclass
 
 from mailer_service import metrics, suppression
-from mailer_service.policy import Decision, RetryPolicy, enhanced_code
+from mailer_service.policy import RetryPolicy, enhanced_code
 from mailer_service.smtp import Attempt
-from mailer_service.store import ClaimedRow, OutboxStore
+from mailer_service.store import ClaimedRow, Completion, OutboxStore
 from outbox_contract.logs import redact_addresses
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """One attempt the SMTP server has answered, waiting for the completer."""
+
+    row: ClaimedRow
+    attempt: Attempt
+    took: float  # seconds the attempt took
+
+
 class Outcomes:
-    """Writes each attempt's outcome, and keeps those the database refused."""
+    """Turns an attempt into the row's new state, and reports each write."""
 
     def __init__(self, policy: RetryPolicy, suppress_hard_bounces: bool = True) -> None:
         self.policy = policy
         self.suppress_hard_bounces = suppress_hard_bounces  # MAILER_SUPPRESS_...
-        self._lock = threading.Lock()  # senders record from several threads
-        self._unrecorded: list[tuple[ClaimedRow, Attempt, float, str]] = []
-        self._unreleased: set[int] = set()
 
-    @property
-    def carried(self) -> bool:
-        """Tell whether anything waits to be written."""
-        return bool(self._unrecorded or self._unreleased)
-
-    def record(
-        self,
-        store: OutboxStore,
-        row: ClaimedRow,
-        attempt: Attempt,
-        took: float,
-        worker_id: str,
-    ) -> None:
-        """Commit the outcome of one attempt, fenced by this worker's id."""
-        try:
-            self._write(store, row, attempt, took, worker_id)
-        except SQLAlchemyError:
-            with self._lock:
-                self._unrecorded.append((row, attempt, took, worker_id))
-            raise
-
-    def carry_release(self, ids: Iterable[int]) -> None:
-        """Remember rows to hand back once the database answers again."""
-        with self._lock:
-            self._unreleased.update(ids)
-
-    def write_carried(self, store: OutboxStore) -> None:
-        """Write the outcomes and releases that a database error held back."""
-        with self._lock:
-            while self._unrecorded:
-                self._write(store, *self._unrecorded[0])
-                self._unrecorded.pop(0)
-            if self._unreleased:
-                store.release(sorted(self._unreleased))
-                self._unreleased.clear()
-
-    def _write(
-        self,
-        store: OutboxStore,
-        row: ClaimedRow,
-        outcome: Attempt,
-        took: float,
-        worker_id: str,
-    ) -> None:
-        """Apply the policy's decision to the row and log one line for it.
-
-        The outcome and its attempt row are one write; the suppression list
-        changes after it, only on a hard bounce or a delivery past the list.
-        """
-        failure = outcome.failure
-        attempt = row.attempts + 1
-        refused = suppression.refused_and_suppressed(outcome)
+    def completion(self, done: Finished) -> Completion:
+        """Apply the retry policy to one attempt: what the completer writes."""
+        failure = done.attempt.failure
         details = {
-            "took": took,
+            "took": done.took,
             "code": failure.code if failure else 250,
             "enhanced": enhanced_code(failure.error) if failure else None,
-            "refused": refused,
+            "refused": suppression.refused_and_suppressed(done.attempt) or None,
         }
-        decision = self.policy.decide(failure, attempt)
-        if outcome.all_suppressed:
-            decision = Decision("suppressed", "every recipient is suppressed")
-            details["code"] = None
-            owned = store.mark_suppressed(row.id, decision.error, **details)
-        elif decision.result == "sent":
-            owned = store.mark_sent(row.id, **details)
-        elif decision.result == "failed":
-            owned = store.mark_failed(row.id, decision.error or "", **details)
-        else:
-            owned = store.mark_retry(
-                row.id, decision.error or "", decision.retry_in, **details
-            )
+        if done.attempt.all_suppressed:
+            details["code"] = None  # nothing went to SMTP
+            error = "every recipient is suppressed"
+            return Completion(done.row.id, "suppressed", error, **details)
+        decision = self.policy.decide(failure, done.row.attempts + 1)
+        return Completion(
+            done.row.id, decision.result, decision.error, decision.retry_in, **details
+        )
+
+    def written(
+        self,
+        store: OutboxStore,
+        done: Finished,
+        completion: Completion,
+        owned: bool,
+        worker_id: str,
+    ) -> None:
+        """Update the suppression list, count and log one outcome just written."""
+        row, outcome, took = done.row, done.attempt, done.took
+        failure = outcome.failure
         if owned:
             self._update_suppressions(store, row, outcome)
-        result = decision.result if owned else f"{decision.result}-unrecorded"
-        code = details["code"]
-        metrics.attempt_recorded(row, decision.result, code, took, owned)
+        result = completion.result if owned else f"{completion.result}-unrecorded"
+        code = completion.code
+        metrics.attempt_recorded(row, completion.result, code, took, owned)
         fields: dict[str, object] = {
             "action": "deliver",
             "outbox_id": row.id,
-            "attempt": attempt,
+            "attempt": row.attempts + 1,
             "result": result,
             "code": code,
             "latency_ms": round(took * 1000),
             "worker_id": worker_id,
         }
-        if refused and failure is None:
-            fields["refused"] = len(refused)  # how many, never who
+        if completion.refused and failure is None:
+            fields["refused"] = len(completion.refused)  # how many, never who
         if outcome.all_suppressed:
             logger.info("not sent: every recipient is suppressed", extra=fields)
         elif failure is None:

@@ -1,9 +1,18 @@
-"""The delivery loop: a tick runs the senders, and ticks follow one another.
+"""The delivery loop: a tick runs the pipeline, and ticks follow one another.
 
 APScheduler calls :meth:`Relay.run_tick` every poll interval and whenever the
-listener hears of new rows. A tick writes what a database error held back,
-then runs up to ``MAILER_CONCURRENCY`` senders (:mod:`mailer_service.sender`)
-side by side until the outbox is drained.
+listener hears of new rows. A tick is three stages, each a module:
+
+- the claimer (:mod:`mailer_service.claimer`) leases due rows on one database
+  connection and keeps the SMTP workers' prefetch filled;
+- ``MAILER_CONCURRENCY`` SMTP workers (:mod:`mailer_service.sending`) send
+  them, holding no database connection;
+- the completer (:mod:`mailer_service.completer`) writes their outcomes in
+  batches on one other connection.
+
+So a mailer uses two database connections whatever its concurrency, and a
+third for the listener. The tick ends once nothing is due and every outcome
+is written.
 """
 
 from __future__ import annotations
@@ -18,16 +27,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import Flask
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service import db, metrics
+from mailer_service.claimer import Claimer, Prefetch
+from mailer_service.completer import Completer
 from mailer_service.config import RelaySettings
 from mailer_service.limits import ConnectionSlots, SendRate, Throttle
 from mailer_service.outcomes import Outcomes
 from mailer_service.pause import SmtpPause
 from mailer_service.policy import RetryPolicy
-from mailer_service.sender import Sender
+from mailer_service.sending import SmtpWorkers
 from mailer_service.store import OutboxStore
 
 logger = logging.getLogger(__name__)
@@ -59,15 +70,15 @@ class Relay:
             settings.backoff_max_seconds,
             rng or random.Random(),
         )
-        self.outcomes = Outcomes(policy, settings.suppress_hard_bounces)
+        outcomes = Outcomes(policy, settings.suppress_hard_bounces)
+        self.completer = Completer(outcomes, self.worker_id, settings.concurrency)
         self.pause = SmtpPause(settings.poll_interval)
         self.throttle = Throttle(settings.concurrency)
         self._stopping = threading.Event()
-        self.sender = Sender(
+        self.workers = SmtpWorkers(
             settings,
             self.worker_id,
             self._stopping,
-            self.outcomes,
             self.pause,
             self.throttle,
             SendRate(settings.rate_limit, self._stopping)
@@ -80,8 +91,9 @@ class Relay:
         self._busy = threading.Lock()  # one tick runs at a time ...
         self._waiting = threading.Lock()  # ... and at most one more waits for it
         self._senders = ThreadPoolExecutor(
-            settings.concurrency, thread_name_prefix="sender"
+            settings.concurrency, thread_name_prefix="smtp"
         )
+        self._unreleased: set[int] = set()  # rows a database error kept us holding
         self._database_failing = False  # log the traceback once per outage
         self._asked = False  # a tick was asked for and has not started yet
         self._asked_lock = threading.Lock()
@@ -114,7 +126,8 @@ class Relay:
         A tick asked for while one runs waits for it and then looks again, so a
         row committed during a tick is never left for the next poll; further
         requests meanwhile fold into that waiting one. A database error ends the
-        tick with a log line; the next tick retries.
+        tick with a log line; outcomes not yet written stay with the completer,
+        and the next tick writes them first.
         """
         if not self._waiting.acquire(blocking=False):
             return 0  # a tick is already waiting to start: it will see our rows
@@ -122,24 +135,30 @@ class Relay:
             self._waiting.release()
             with self._asked_lock:
                 self._asked = False  # rows committed from now on: this tick sees them
-            if self.stopping and not self.outcomes.carried:
+            if self.stopping and not (self.completer.carried or self._unreleased):
                 return 0
+            with self.app.app_context():
+                engine = db.engine
+            self.completer.restart()
+            writer = threading.Thread(
+                target=self.completer.run,
+                args=(engine, self.settings.lease_seconds),
+                name="completer",
+            )
+            writer.start()
+            error: SQLAlchemyError | None = None
+            finished = 0
             try:
-                if self.outcomes.carried:
-                    with self.app.app_context(), db.engine.connect() as connection:
-                        self.outcomes.write_carried(self._store(connection))
-                if self.stopping:
-                    return 0
-                senders = [
-                    self._senders.submit(self.drain)
-                    for _ in range(self.throttle.current())
-                ]
-                # Every sender ends before the tick does, even when one failed:
-                # a tick that returned early would let the next one overlap it.
-                wait(senders)
-                finished = sum(sender.result() for sender in senders)
+                finished = self._deliver(engine)
             except SQLAlchemyError as err:
-                self.log_database_error(err)
+                error = err
+            finally:
+                self.completer.end()
+                writer.join()
+            if error is None and self.completer.carried:
+                error = self.completer.error
+            if error is not None:
+                self.log_database_error(error)
                 return 0
             if self._database_failing:
                 logger.info("database is back", extra={"action": "db_back"})
@@ -149,10 +168,49 @@ class Relay:
                 self.on_idle()
             return finished
 
-    def drain(self) -> int:
-        """Run one sender in this thread, on its own database connection."""
-        with self.app.app_context(), db.engine.connect() as database:
-            return self.sender.drain(self._store(database))
+    def _deliver(self, engine: Engine) -> int:
+        """Run the claimer here and the SMTP workers in the pool, until drained."""
+        with engine.connect() as connection:
+            claimer = Claimer(
+                self._store(connection),
+                self.settings.batch_size,
+                self._stopping,
+                self.pause,
+            )
+            if self._unreleased:
+                claimer.held = self._unreleased
+                claimer.release_held()
+                self._unreleased = set()
+            if self.stopping:
+                return 0
+            workers = self.throttle.current()
+            prefetch = Prefetch(workers)
+            running = [
+                self._senders.submit(self._smtp_worker, prefetch, claimer)
+                for _ in range(workers)
+            ]
+            try:
+                claimer.feed(prefetch, halt=lambda: self.completer.error is not None)
+            except SQLAlchemyError:
+                prefetch.close()
+                self.completer.end()  # workers must not wait on a failing database
+                raise
+            finally:
+                # Every worker ends before the tick does, even when one failed:
+                # a tick that returned early would let the next one overlap it.
+                prefetch.close()
+                wait(running)
+                self._unreleased |= claimer.held
+            return sum(worker.result() for worker in running)
+
+    def _smtp_worker(self, prefetch: Prefetch, claimer: Claimer) -> int:
+        """Run one SMTP worker in this thread (Flask-Mail needs the app context)."""
+        try:
+            with self.app.app_context():
+                return self.workers.run(prefetch, claimer, self.completer)
+        except BaseException:
+            logger.exception("SMTP worker failed", extra={"action": "worker_failed"})
+            raise
 
     def log_database_error(self, err: SQLAlchemyError) -> None:
         """Log a failed tick: with its traceback once, then a line per poll."""
@@ -162,7 +220,9 @@ class Relay:
             reason = str(getattr(err, "orig", None) or err).strip().splitlines()
             logger.warning("database still failing: %s", reason[0], extra=extra)
         else:
-            logger.exception("database error; retrying at the next poll", extra=extra)
+            logger.error(
+                "database error; retrying at the next poll", exc_info=err, extra=extra
+            )
         self._database_failing = True
 
     def _store(self, connection: Connection) -> OutboxStore:

@@ -46,6 +46,46 @@ class ClaimedRow:
     claimed_at: float = field(default_factory=time.monotonic, compare=False)
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One attempt's outcome as written: the row's new state and its history line."""
+
+    id: int
+    result: str  # sent, retry, failed or suppressed
+    error: str | None = None
+    delay_seconds: float = 0.0  # until the next attempt, for a retry
+    took: float = 0.0  # seconds the attempt took
+    code: int | None = None  # the SMTP reply code
+    enhanced: str | None = None  # the enhanced status code, e.g. 5.1.1
+    refused: Refused | None = None
+
+    def as_tuple(self) -> tuple:
+        """Return the values in the order of the ``complete`` statement's arrays."""
+        return (
+            self.id,
+            self.result,
+            self.error,
+            self.delay_seconds,
+            self.took,
+            self.code,
+            self.enhanced,
+            _json(self.refused),
+        )
+
+    def params(self) -> dict[str, object]:
+        """Return the parameters of the per-row statements (SQLite)."""
+        return {
+            "id": self.id,
+            "result": self.result,
+            "error": self.error,
+            "delay_seconds": self.delay_seconds,
+            "took": self.took,
+            "code": self.code,
+            "enhanced": self.enhanced,
+            "refused": _json(self.refused),
+        }
+
+
 @cache
 def load_queries(stem: str) -> dict[str, TextClause]:
     """Return the named statements of ``queries/<stem>.sql``, e.g. ``sqlite``."""
@@ -100,73 +140,48 @@ class OutboxStore:
 
     def mark_sent(self, row_id: int, **attempt: object) -> bool:
         """Record a delivery; False if another worker owns the row now."""
-        return self._finish("mark_sent", row_id, result="sent", **attempt)
+        return row_id in self.complete([Completion(row_id, "sent", **attempt)])
 
     def mark_retry(
         self, row_id: int, error: str, delay_seconds: float, **attempt: object
     ) -> bool:
         """Record a transient failure and schedule the next attempt."""
-        return self._finish(
-            "mark_retry",
-            row_id,
-            result="retry",
-            error=error,
-            delay_seconds=delay_seconds,
-            **attempt,
-        )
+        done = Completion(row_id, "retry", error, delay_seconds, **attempt)
+        return row_id in self.complete([done])
 
     def mark_failed(self, row_id: int, error: str, **attempt: object) -> bool:
         """Record a permanent failure; the row is never retried automatically."""
-        return self._finish(
-            "mark_failed", row_id, result="failed", error=error, **attempt
-        )
+        return row_id in self.complete([Completion(row_id, "failed", error, **attempt)])
 
-    def mark_suppressed(self, row_id: int, error: str, **attempt: object) -> bool:
-        """Record that every recipient is suppressed: nothing went to SMTP."""
-        return self._finish(
-            "mark_suppressed", row_id, result="suppressed", error=error, **attempt
-        )
+    def complete(self, outcomes: list[Completion]) -> set[int]:
+        """Write outcomes with their attempt rows; return the ids still ours.
 
-    def _finish(
-        self,
-        name: str,
-        row_id: int,
-        *,
-        result: str,
-        error: str | None = None,
-        took: float = 0.0,
-        code: int | None = None,
-        enhanced: str | None = None,
-        refused: Refused | None = None,
-        **extra: object,
-    ) -> bool:
-        """Write an outcome and its attempt row together; False if fenced out.
-
-        PostgreSQL does both in one statement (an UPDATE inside WITH); SQLite
-        cannot, so there both statements share one explicit transaction.
+        PostgreSQL writes the whole list in one statement (``complete``: an
+        UPDATE over unnest() inside WITH, with the attempts' INSERT). SQLite
+        cannot, so there each outcome is two statements, all in one transaction.
         """
-        params = {
-            "id": row_id,
-            "result": result,
-            "error": error,
-            "took": took,
-            "code": code,
-            "enhanced": enhanced,
-            "refused": _json(refused),
-            **extra,
-        }
+        if not outcomes:
+            return set()
         if self.connection.dialect.name == "postgresql":
-            return len(list(self._run(name, **params))) == 1
+            columns = list(zip(*(o.as_tuple() for o in outcomes), strict=True))
+            names = ("row_ids", "results", "errors", "delays", "tooks", "codes")
+            names += ("enhanced", "refused")
+            params = dict(zip(names, (list(c) for c in columns), strict=True))
+            return {row[0] for row in self._run("complete", **params)}
+        owned: set[int] = set()
         self.connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            rows = list(self._run(name, **params))
-            if rows:
-                self._run("record_attempt", attempt=rows[0][1], **params)
+            for done in outcomes:
+                params = done.params()
+                rows = list(self._run(f"mark_{done.result}", **params))
+                if rows:
+                    self._run("record_attempt", attempt=rows[0][1], **params)
+                    owned.add(done.id)
         except BaseException:
             self.connection.exec_driver_sql("ROLLBACK")
             raise
         self.connection.exec_driver_sql("COMMIT")
-        return len(rows) == 1
+        return owned
 
     def suppressed_among(self, addresses: set[str]) -> set[str]:
         """Return which of ``addresses`` (lower-case) are on the suppression list."""

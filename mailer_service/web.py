@@ -14,17 +14,18 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from apscheduler.events import EVENT_JOB_EXECUTED
 from apscheduler.schedulers.base import BaseScheduler
+from flask import Flask
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 from mailer_service import db, metrics
 from mailer_service.config import LEASE_TIMEOUT_RATIO, RelaySettings
 from mailer_service.metrics import Progress
-from mailer_service.relay import Relay
+from mailer_service.pause import SmtpPause
 from outbox_contract.metrics import RegistryView, queue_registry
 from outbox_contract.settings import ConfigError, parse_int, raw
 
@@ -32,6 +33,18 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_METRICS_HOST = "127.0.0.1"  # only this host, unless told otherwise
 STALE_ROUNDS = 3  # /healthz fails after this many rounds without progress
+
+
+class Observed(Protocol):
+    """What the metrics port reads of the delivery loop (``relay.Relay``).
+
+    A protocol rather than an import: the port never loads the engine.
+    """
+
+    app: Flask
+    settings: RelaySettings
+    pause: SmtpPause
+
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -132,7 +145,7 @@ def serve_in_background(app: Any, host: str, port: int) -> WSGIServer:
 
 
 def start_metrics_server(
-    relay: Relay, scheduler: BaseScheduler, address: tuple[str, int]
+    relay: Observed, scheduler: BaseScheduler, address: tuple[str, int]
 ) -> WSGIServer:
     """Serve the relay's metrics and health on ``address`` from a daemon thread."""
     with relay.app.app_context():

@@ -42,92 +42,43 @@ FROM outbox_attachments
 WHERE outbox_id = :id
 ORDER BY position;
 
--- name: mark_sent --
--- The SMTP server accepted the message.
--- With its attempt row, in the same statement.
-WITH done AS (
+-- name: complete --
+-- The completer's flush: many outcomes in one statement, each with its attempt
+-- row. Arrays line up by position: row :row_ids[i] ended with :results[i] ('sent',
+-- 'retry', 'failed' or 'suppressed'). The fence is the same as every write's,
+-- so the ids returned are exactly the rows this worker still owned.
+WITH outcome AS (
+    SELECT *
+    FROM unnest(CAST(:row_ids AS bigint[]), CAST(:results AS text[]),
+                CAST(:errors AS text[]), CAST(:delays AS double precision[]),
+                CAST(:tooks AS double precision[]), CAST(:codes AS integer[]),
+                CAST(:enhanced AS text[]), CAST(:refused AS jsonb[]))
+         AS o(id, result, error, delay_seconds, took, code, enhanced, refused)
+), done AS (
     UPDATE outbox
-    SET status = 'sent',
-        sent_at = now(),
-        attempts = attempts + 1,
+    SET status = CASE o.result WHEN 'retry' THEN 'pending' ELSE o.result END,
+        sent_at = CASE o.result WHEN 'sent' THEN now() ELSE outbox.sent_at END,
+        attempts = outbox.attempts + 1,
         last_attempt_at = now(),
+        last_error = CASE o.result WHEN 'sent' THEN outbox.last_error ELSE o.error END,
+        available_at = CASE o.result
+            WHEN 'retry' THEN now() + make_interval(secs => o.delay_seconds)
+            ELSE outbox.available_at END,
+        send_started_at = CASE o.result
+            WHEN 'retry' THEN NULL ELSE outbox.send_started_at END,
         locked_by = NULL,
         locked_until = NULL,
-        refused = CAST(:refused AS jsonb)
-    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
-    RETURNING id, attempts
+        refused = o.refused
+    FROM outcome AS o
+    WHERE outbox.id = o.id AND outbox.locked_by = :worker_id
+      AND outbox.status = 'sending'
+    RETURNING outbox.id, outbox.attempts, o.result, o.took, o.code, o.enhanced,
+              o.error, o.refused
 )
 INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
                              smtp_code, enhanced_code, error, refused)
-SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
-       :code, :enhanced, :error, CAST(:refused AS jsonb)
-FROM done
-RETURNING outbox_id;
-
--- name: mark_retry --
--- A transient failure: try again after :delay_seconds.
--- With its attempt row, in the same statement.
-WITH done AS (
-    UPDATE outbox
-    SET status = 'pending',
-        attempts = attempts + 1,
-        last_attempt_at = now(),
-        last_error = :error,
-        available_at = now() + make_interval(secs => :delay_seconds),
-        send_started_at = NULL,
-        locked_by = NULL,
-        locked_until = NULL,
-        refused = CAST(:refused AS jsonb)
-    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
-    RETURNING id, attempts
-)
-INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
-                             smtp_code, enhanced_code, error, refused)
-SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
-       :code, :enhanced, :error, CAST(:refused AS jsonb)
-FROM done
-RETURNING outbox_id;
-
--- name: mark_failed --
--- A permanent failure, or the last attempt failed: never retried automatically.
--- With its attempt row, in the same statement.
-WITH done AS (
-    UPDATE outbox
-    SET status = 'failed',
-        attempts = attempts + 1,
-        last_attempt_at = now(),
-        last_error = :error,
-        locked_by = NULL,
-        locked_until = NULL,
-        refused = CAST(:refused AS jsonb)
-    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
-    RETURNING id, attempts
-)
-INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
-                             smtp_code, enhanced_code, error, refused)
-SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
-       :code, :enhanced, :error, CAST(:refused AS jsonb)
-FROM done
-RETURNING outbox_id;
-
--- name: mark_suppressed --
--- Every recipient is on the suppression list: nothing was given to SMTP.
-WITH done AS (
-    UPDATE outbox
-    SET status = 'suppressed',
-        attempts = attempts + 1,
-        last_attempt_at = now(),
-        last_error = :error,
-        locked_by = NULL,
-        locked_until = NULL,
-        refused = CAST(:refused AS jsonb)
-    WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
-    RETURNING id, attempts
-)
-INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
-                             smtp_code, enhanced_code, error, refused)
-SELECT id, attempts, now() - make_interval(secs => :took), now(), :worker_id, :result,
-       :code, :enhanced, :error, CAST(:refused AS jsonb)
+SELECT id, attempts, now() - make_interval(secs => took), now(), :worker_id, result,
+       code, enhanced, error, refused
 FROM done
 RETURNING outbox_id;
 

@@ -84,8 +84,9 @@ def test_full_run_logs_no_address_body_or_password(
         )
         try:
             assert wait_until(
+                # Either row may meet the one refusal: two SMTP workers send.
                 lambda: (
-                    [s for (s,) in outbox_columns(pg_url, "status")]
+                    sorted(s for (s,) in outbox_columns(pg_url, "status"))
                     == ["failed", "sent"]
                 ),
                 60,
@@ -99,8 +100,8 @@ def test_full_run_logs_no_address_body_or_password(
     everything = "\n".join(logs.values())
     # The run did what it should, and said so.
     assert check.logins >= 1 and len(smtp.messages) == 1
-    [(error,)] = outbox_columns(pg_url, "last_error")[:1]
-    assert error == REPLY  # the whole reply stays on the row
+    errors = [e for (e,) in outbox_columns(pg_url, "last_error") if e]
+    assert errors == [REPLY]  # the whole reply stays on the row
     assert "code" in logs["mailer"] and "550" in logs["mailer"]
     assert "[address]" in logs["mailer"]
     assert "signup" in logs["web"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailer_service.completer import backlog_for
 from tests.support.admin import outbox
 from tests.support.outbox import outbox_rows, seed_outbox, status_counts
 from tests.support.processes import wait_until
@@ -31,7 +32,7 @@ def test_hold_after_kill_9_sends_nothing_twice_and_marks_the_interrupted(
     smtp.delay = 0.05  # every message is in flight for a while
     victim = start_mailer(MAILER_BATCH_SIZE="20", **HOLD)
     assert wait_until(lambda: len(smtp.messages) >= 20, 60), victim.log()
-    victim.kill()  # four sends were under way; the rest of its batches were not
+    victim.kill()  # four sends were under way, some outcomes not yet written
 
     survivor = start_mailer(**HOLD)
     assert wait_until(settled(engine, len(ids)), 120), survivor.log()
@@ -41,7 +42,9 @@ def test_hold_after_kill_9_sends_nothing_twice_and_marks_the_interrupted(
     received = smtp.message_ids()
     assert max(received.values()) == 1, received.most_common(3)  # no duplicate
     held = [r for r in rows if r["status"] == "failed"]
-    assert 1 <= len(held) <= 4  # at most one interrupted send per connection
+    # At most one interrupted send per connection, plus the sends whose outcome
+    # the completer had not yet written (all marked started, none sent twice).
+    assert 1 <= len(held) <= 4 + backlog_for(4)
     assert all(r["last_error"].startswith("ambiguous:") for r in held)
     # Every row that was not interrupted mid-send was delivered, exactly once.
     sent = {r["message_id"] for r in rows if r["status"] == "sent"}

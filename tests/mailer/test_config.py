@@ -53,7 +53,7 @@ def test_relay_settings_read_every_variable():
         ({"MAILER_MAX_CONNECTIONS": "0"}, "MAILER_MAX_CONNECTIONS must be at least"),
         ({"MAILER_ON_AMBIGUOUS": "drop"}, "MAILER_ON_AMBIGUOUS must be one of"),
         ({"MAILER_RETENTION_DAYS": "0"}, "MAILER_RETENTION_DAYS must be at least 1"),
-        ({"MAILER_CONCURRENCY": "65"}, "MAILER_CONCURRENCY must be at most 64"),
+        ({"MAILER_CONCURRENCY": "1025"}, "MAILER_CONCURRENCY must be at most 1024"),
         ({"MAILER_LEASE_SECONDS": "100"}, "must be at least 4 x MAIL_TIMEOUT"),
         ({"MAILER_BACKOFF_MAX_SECONDS": "10"}, "MAILER_BACKOFF_MAX_SECONDS"),
     ],

@@ -1,11 +1,12 @@
-"""The SMTP pause and the batch sizer: how much a sender claims, and when."""
+"""The SMTP pause and the prefetch: when the claimer claims, and how much."""
 
 from __future__ import annotations
 
 import time
 
+from mailer_service.claimer import Prefetch, Work
 from mailer_service.pause import SmtpPause
-from mailer_service.sender import BatchSizer
+from mailer_service.store import ClaimedRow
 
 
 def test_pause_doubles_with_each_failure_up_to_the_cap() -> None:
@@ -51,16 +52,34 @@ def test_a_working_connection_resets_the_next_pause() -> None:
     assert pause.length == 1.0
 
 
-def test_batch_sizer_claims_a_quarter_until_it_has_timed_a_send() -> None:
-    assert BatchSizer(20).next_size() == 5
-    assert BatchSizer(3).next_size() == 1
+def test_prefetch_wants_rows_only_once_half_of_it_is_free() -> None:
+    prefetch = Prefetch(workers=2)
+    assert prefetch.room() == 0  # no worker is ready yet: claim nothing
+    prefetch.worker_ready(joined=True)
+    prefetch.worker_ready(joined=True)
+    assert prefetch.room() == 4  # two rows per worker, sending or waiting
+
+    prefetch.put([_work(1), _work(2), _work(3)])
+    assert prefetch.room() == 0  # one free place of four: not worth a claim
+    prefetch.take()
+    prefetch.done()
+    assert prefetch.room() == 2
 
 
-def test_batch_sizer_holds_a_quarter_second_of_sending_per_claim() -> None:
-    slow, fast = BatchSizer(20), BatchSizer(20)
+def test_a_closed_prefetch_gives_back_what_no_worker_took() -> None:
+    prefetch = Prefetch(workers=1)
+    prefetch.worker_ready(joined=True)
+    prefetch.put([_work(1), _work(2)])
+    taken = prefetch.take()
 
-    slow.observe(5, 0.25)  # 50 ms a message, like a remote relay
-    fast.observe(5, 0.005)  # 1 ms a message
+    left = prefetch.close()
 
-    assert slow.next_size() == 5
-    assert fast.next_size() == 20  # never more than MAILER_BATCH_SIZE
+    assert taken is not None and taken.row.id == 1
+    assert [w.row.id for w in left] == [2]
+    assert prefetch.take() is None  # a worker waiting for rows is let go
+
+
+def _work(row_id: int) -> Work:
+    """Return a claimed row with nothing to attach and nobody suppressed."""
+    row = ClaimedRow(row_id, "a@example.com", "s", "b", None, f"<{row_id}@x>", 0)
+    return Work(row, [], frozenset())

@@ -281,14 +281,16 @@ def test_relay_skips_a_row_whose_lease_was_taken_mid_batch(make_relay, smtp, eng
         if accepted == 0:
             with engine.begin() as connection:
                 connection.execute(
-                    text("UPDATE outbox SET locked_by = 'thief' WHERE id = :id"),
+                    text(
+                        "UPDATE outbox SET locked_by = 'thief',"
+                        " locked_until = '2999-01-01 00:00:00.000' WHERE id = :id"
+                    ),
                     {"id": ids[1]},
                 )
 
     smtp.on_message = steal_second_row
-    # A tiny lease makes the relay re-check its hold before every message; the
-    # first claim (a quarter of the batch, 4) takes all three rows and, coming
-    # back short, ends the tick before the stolen row's tiny lease runs out.
+    # A tiny lease makes the relay renew its hold before every message; the
+    # thief's lease lasts, so no later claim takes the row back either.
     make_relay(lease_seconds=0.001, batch_size=16).run_tick()
 
     rows = outbox_rows(engine)
@@ -333,8 +335,12 @@ def test_relay_survives_a_database_error_and_recovers(make_relay, smtp, engine):
 def test_relay_records_an_outcome_the_database_refused_at_the_next_tick(
     make_relay, smtp, engine
 ):
-    """The server accepted a message, then the write failed: never send it again."""
-    seed_outbox(engine, 3)
+    """The server accepted a message, then the write failed: never send it again.
+
+    While the database fails, the SMTP workers stop: what was sent and not
+    recorded never exceeds the message in flight plus the completer's backlog.
+    """
+    seed_outbox(engine, 40)
 
     def rename(old: str, new: str) -> None:
         with engine.begin() as connection:
@@ -346,17 +352,19 @@ def test_relay_records_an_outcome_the_database_refused_at_the_next_tick(
     relay = make_relay()
 
     assert relay.run_tick() == 0  # message 1 accepted; recording it failed
-    assert len(smtp.messages) == 1
+    unrecorded = len(smtp.messages)
+    assert 1 <= unrecorded <= 1 + relay.completer.backlog < 40
+    assert relay.completer.carried == unrecorded
 
     smtp.on_message = None
     rename("away", "outbox")
     relay.run_tick()
 
     rows = outbox_rows(engine)
-    assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1)] * 3
+    assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1)] * 40
     set_timestamp(engine, "locked_until", LONG_AGO)  # no lease left to wait out
     assert relay.run_tick() == 0
-    assert sorted(smtp.message_ids().values()) == [1, 1, 1]
+    assert sorted(smtp.message_ids().values()) == [1] * 40
 
 
 def test_relay_logs_a_database_outage_once_with_traceback(

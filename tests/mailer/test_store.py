@@ -31,8 +31,12 @@ def stores(engine):
 
 # The fleet-wide limits need PostgreSQL; the mailer refuses them on SQLite.
 POSTGRESQL_ONLY = ["take_send_turn", "take_connection_slot", "give_connection_slot"]
-# SQLite cannot UPDATE inside WITH: it writes the attempt row separately.
-SQLITE_ONLY = ["record_attempt"]
+# PostgreSQL writes a whole flush of outcomes in one statement (UPDATE over
+# unnest() inside WITH); SQLite cannot, so it has one statement per result and
+# writes the attempt row separately.
+POSTGRESQL_BATCH = ["complete"]
+SQLITE_ONLY = ["mark_sent", "mark_retry", "mark_failed", "mark_suppressed"]
+SQLITE_ONLY += ["record_attempt"]
 
 
 def test_both_dialects_define_the_same_statements():
@@ -42,7 +46,8 @@ def test_both_dialects_define_the_same_statements():
         if path.stem in ("postgresql", "sqlite")
     }
     sqlite = [n for n in names["sqlite"] if n not in SQLITE_ONLY]
-    assert names["postgresql"] == sqlite + POSTGRESQL_ONLY
+    postgresql = [n for n in names["postgresql"] if n not in POSTGRESQL_BATCH]
+    assert postgresql == sqlite + POSTGRESQL_ONLY
     assert set(load_queries("sqlite")) == set(names["sqlite"])
 
 

@@ -1,0 +1,120 @@
+"""SMTP concurrency without database connections: one mailer, a slow relay.
+
+postfix's smtp-sink waits ``RELAY_WAIT`` seconds before answering each DATA
+(``-w``), a slow relay at no CPU cost. One mailer with MAILER_CONCURRENCY = c
+then sends at most c ÷ RELAY_WAIT messages/s (Little's law): that is the
+ceiling each drain is compared with. While it drains, the PostgreSQL client
+backends other than ours are sampled: the pipeline's promise is three
+(claimer, completer, listener) at any concurrency.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from bench import database, pg
+from bench.context import Bench
+from bench.messages import rate
+from bench.procs import Child, start_mailer
+from bench.sinks import PostfixSink, find_smtp_sink
+from bench.throughput import CONNECTED, wait_connected, wait_drained
+
+RELAY_WAIT = 1  # seconds smtp-sink waits before answering DATA
+WAVES = 4  # rows per SMTP worker: each drain is about this many seconds long
+SAMPLE_SECONDS = 0.05  # how often the backends are counted
+
+
+@dataclass(frozen=True)
+class PipelineDrain:
+    """One mailer at one concurrency against the slow relay."""
+
+    concurrency: int
+    rows: int
+    span: float  # seconds from the first sent_at to the last
+    peak_backends: int  # most PostgreSQL client backends the mailer held at once
+
+    @property
+    def per_second(self) -> float:
+        """Return sent rows per second."""
+        return rate(self.rows, self.span)
+
+    @property
+    def ceiling(self) -> float:
+        """Return concurrency ÷ the relay's wait: the most it could send."""
+        return self.concurrency / RELAY_WAIT
+
+
+def _sample_backends(url: str, done: threading.Event, peak: list[int]) -> None:
+    """Keep the highest count of other client backends in ``peak[0]``."""
+    with pg.connect(url) as connection:
+        while not done.is_set():
+            row = connection.execute(CONNECTED).fetchone()
+            peak[0] = max(peak[0], int(row[0]) if row else 0)
+            done.wait(SAMPLE_SECONDS)
+
+
+def _drain(bench: Bench, sink: PostfixSink, concurrency: int) -> PipelineDrain:
+    """Drain WAVES x ``concurrency`` signups with one mailer; count its backends."""
+    rows = WAVES * concurrency
+    database.truncate(bench.db_url)
+    env = {
+        **bench.mailer_env(sink),
+        "MAILER_CONCURRENCY": str(concurrency),
+        "MAILER_BATCH_SIZE": str(min(concurrency, 256)),
+        "MAIL_TIMEOUT": "30",
+        "MAILER_LEASE_SECONDS": "120",
+        "MAILER_BACKOFF_SECONDS": "1",
+    }
+    mailer: Child = start_mailer(env, bench.log(f"pipeline-{concurrency}"))
+    done, peak = threading.Event(), [0]
+    sampler = threading.Thread(
+        target=_sample_backends, args=(bench.db_url, done, peak), daemon=True
+    )
+    try:
+        wait_connected(bench.db_url, [mailer])
+        sampler.start()
+        database.insert_signups(
+            bench.db_url, [f"pipe-{concurrency}-{i}@example.com" for i in range(rows)]
+        )
+        wait_drained(bench.db_url, [mailer])
+    finally:
+        done.set()
+        mailer.stop()
+    tally = pg.tally(bench.db_url)
+    if tally.sent != rows:
+        raise RuntimeError(f"pipeline {concurrency}: not all sent: {tally.statuses}")
+    return PipelineDrain(concurrency, rows, tally.span, peak[0])
+
+
+def measure_pipeline(bench: Bench, concurrencies: list[int]) -> list[PipelineDrain]:
+    """Drain once per concurrency against smtp-sink -w RELAY_WAIT."""
+    binary = find_smtp_sink()
+    if binary is None:
+        raise RuntimeError("the pipeline phase needs postfix's smtp-sink")
+    with PostfixSink(binary, bench.logs, data_wait=RELAY_WAIT) as sink:
+        return [_drain(bench, sink, c) for c in concurrencies]
+
+
+def pipeline_section(drains: list[PipelineDrain]) -> list[str]:
+    """Return the Markdown section of the pipeline drains."""
+    lines = [
+        "## SMTP concurrency without database connections",
+        "",
+        f"One mailer against postfix's smtp-sink answering each DATA after"
+        f" {RELAY_WAIT} s (`-w {RELAY_WAIT}`), {WAVES} rows per SMTP worker. The"
+        " ceiling is `MAILER_CONCURRENCY ÷ latency` (Little's law); backends are"
+        " the PostgreSQL client backends the mailer held, sampled every"
+        f" {SAMPLE_SECONDS * 1000:g} ms.",
+        "",
+        "| `MAILER_CONCURRENCY` | rows | msg/s | ceiling msg/s | share of ceiling"
+        " | peak PostgreSQL backends |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for d in drains:
+        lines.append(
+            f"| {d.concurrency} | {d.rows:,} | {d.per_second:,.0f} |"
+            f" {d.ceiling:,.0f} | {d.per_second / d.ceiling:.0%} |"
+            f" {d.peak_backends} |"
+        )
+    return [*lines, ""]
