@@ -1,19 +1,23 @@
-"""A full run logs no recipient address, no mail body and no SMTP password.
+"""A full run logs no recipient address, no mail body and no password.
 
 Two people sign up through the real signup service (gunicorn, as compose runs
 it); a real mailer logs in to an SMTP server that demands a password, delivers
 one mail and has the other refused with a reply that quotes the address. Every
-line both processes wrote is then searched, in both log formats.
+line both processes wrote is then searched, in both log formats. A second run
+adds the failure paths: a database role with a password, a database outage
+mid-run and a failed STARTTLS.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from sqlalchemy import URL
+from sqlalchemy import URL, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from tests.support import ROOT
 from tests.support.apps import TEST_APP_ENV
@@ -123,3 +127,113 @@ def assert_json_lines(log: str) -> None:
     [failed] = [e for e in outcomes if e["result"] == "failed"]
     assert failed["code"] == 550
     assert failed["message"].startswith("delivery failed: 550 5.1.1 <[address]>")
+
+
+DB_PASSWORD = "db-Pa55word-never-logged"
+DB_ROLE_PREFIX = "outbox_private_"  # one role per run: roles are cluster-wide
+
+
+@pytest.fixture
+def password_role(pg_url: URL) -> Iterator[URL]:
+    """A role with a password that owns nothing but may use the test's tables."""
+    role = f"{DB_ROLE_PREFIX}{secrets.token_hex(4)}"
+    admin = create_engine(pg_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{DB_PASSWORD}'"))
+        for grant in (
+            f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
+            f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        ):
+            connection.execute(text(grant))
+    try:
+        yield pg_url.set(username=role, password=DB_PASSWORD)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE usename = :role"
+                ),
+                {"role": role},
+            )
+            connection.execute(text(f"DROP OWNED BY {role}"))
+            connection.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def set_login(url: URL, role: str, allowed: bool) -> None:
+    """Let ``role`` log in, or refuse it and end every session it has."""
+    admin = create_engine(
+        url.set(username="postgres", password=None),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as connection:
+        connection.execute(
+            text(f"ALTER ROLE {role} {'LOGIN' if allowed else 'NOLOGIN'}")
+        )
+        if not allowed:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE usename = :role"
+                ),
+                {"role": role},
+            )
+    admin.dispose()
+
+
+def test_failures_log_no_password_body_or_confirmation_token(
+    password_role: URL, smtp_with_login, tmp_path
+):
+    """A database outage and a failed STARTTLS, with a password on both ends.
+
+    The database role has a password (in DATABASE_URL), the SMTP server
+    demands one, STARTTLS fails on every attempt, and mid-run the database
+    refuses the mailer's role. Every error is logged; none of the logs may
+    hold a password, a line of the mail, a confirmation link or an address.
+    """
+    smtp, _check = smtp_with_login
+    role = password_role.username
+    env = child_env(
+        DATABASE_URL=password_role.render_as_string(hide_password=False),
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(smtp.port),
+        MAIL_USERNAME=USERNAME,
+        MAIL_PASSWORD=PASSWORD,
+        MAIL_USE_TLS="true",  # the server offers no STARTTLS: every send fails
+        **TEST_APP_ENV,
+    )
+    command = compose_config({})["services"]["signup"]["command"]
+    web = Gunicorn(command, with_venv_path(env), ROOT, tmp_path / "web.log")
+    try:
+        web.wait_ready()
+        for address in (REFUSED, ACCEPTED):
+            assert http(f"{web.base}/signup", {"email": address})[0] == 201
+        mailer = MailerProcess(
+            tmp_path / "mailer.log",
+            **env,
+            MAIL_TIMEOUT="2",
+            MAILER_POLL_INTERVAL="0.1",
+            MAILER_BACKOFF_SECONDS="0.2",
+        )
+        try:
+            assert wait_until(lambda: "STARTTLS" in mailer.log(), 60), mailer.log()
+            set_login(password_role, role, allowed=False)
+            assert wait_until(lambda: "tick_failed" in mailer.log(), 60), mailer.log()
+            set_login(password_role, role, allowed=True)
+            assert wait_until(lambda: "database is back" in mailer.log(), 60), (
+                mailer.log()
+            )
+        finally:
+            assert mailer.terminate() == 0
+    finally:
+        assert web.stop() == 0
+
+    logs = {"web": web.log(), "mailer": mailer.log()}
+    everything = "\n".join(logs.values())
+    assert not smtp.messages  # nothing went through without TLS
+    for secret in (DB_PASSWORD, PASSWORD, REFUSED, ACCEPTED, *BODY_LINES):
+        assert secret.lower() not in everything.lower(), secret
+    assert "/confirm/" not in everything
+    assert "@example.com" not in everything
