@@ -1,8 +1,10 @@
 """SMTP concurrency without database connections: one mailer, a slow relay.
 
 postfix's smtp-sink waits ``RELAY_WAIT`` seconds before answering each DATA
-(``-w``), a slow relay at no CPU cost. One mailer with MAILER_CONCURRENCY = c
-then sends at most c ÷ RELAY_WAIT messages/s (Little's law): that is the
+(``-w``), a slow relay at no CPU cost. Its timers tick in whole seconds, so a
+send takes between one and two seconds; the mean, from the attempts'
+recorded start and end, is the latency. One mailer with MAILER_CONCURRENCY = c
+then sends at most c ÷ latency messages/s (Little's law): that is the
 ceiling each drain is compared with. While it drains, the PostgreSQL client
 backends other than ours are sampled: the pipeline's promise is three
 (claimer, completer, listener) at any concurrency.
@@ -24,7 +26,15 @@ RELAY_WAIT = 1  # seconds smtp-sink waits before answering DATA
 WAVES = 4  # rows per SMTP worker: each drain is about this many seconds long
 SAMPLE_SECONDS = 0.05  # how often the backends are counted
 APPLICATION = "outbox-bench-pipeline"  # the mailer's application_name
-BACKENDS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+# From the rows' insert to the last 250: the first wave's sends count too.
+DRAIN_SPAN = "SELECT extract(epoch FROM max(sent_at) - min(created_at)) FROM outbox"
+MEAN_SEND = "SELECT avg(extract(epoch FROM ended_at - started_at)) FROM outbox_attempts"
+# The listener names itself (mailer_service.listener.APPLICATION_NAME).
+BACKENDS = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database()"
+    " AND application_name IN (%s, 'outbox-listener')"
+)
 
 
 @dataclass(frozen=True)
@@ -33,9 +43,10 @@ class PipelineDrain:
 
     concurrency: int
     rows: int
-    span: float  # seconds from the first sent_at to the last
+    span: float  # seconds from the rows' insert to the last sent_at
     attempts: int  # delivery attempts: more than rows when a send timed out
     peak_backends: int  # most PostgreSQL client backends the mailer held at once
+    latency: float  # mean seconds of one send, from outbox_attempts
 
     @property
     def per_second(self) -> float:
@@ -44,8 +55,8 @@ class PipelineDrain:
 
     @property
     def ceiling(self) -> float:
-        """Return concurrency ÷ the relay's wait: the most it could send."""
-        return self.concurrency / RELAY_WAIT
+        """Return concurrency ÷ the mean send latency: the most it could send."""
+        return rate(self.concurrency, self.latency)
 
 
 def _named(url: str) -> str:
@@ -94,7 +105,15 @@ def _drain(bench: Bench, sink: PostfixSink, concurrency: int) -> PipelineDrain:
     tally = pg.tally(bench.db_url)
     if tally.sent != rows:
         raise RuntimeError(f"pipeline {concurrency}: not all sent: {tally.statuses}")
-    return PipelineDrain(concurrency, rows, tally.span, tally.attempts, peak[0])
+    with pg.connect(bench.db_url) as connection:
+        latency = _seconds(connection.execute(MEAN_SEND).fetchone())
+        span = _seconds(connection.execute(DRAIN_SPAN).fetchone())
+    return PipelineDrain(concurrency, rows, span, tally.attempts, peak[0], latency)
+
+
+def _seconds(row: tuple | None) -> float:
+    """Return the one value of ``row`` as seconds (0 when NULL)."""
+    return float(row[0]) if row and row[0] is not None else 0.0
 
 
 def measure_pipeline(bench: Bench, concurrencies: list[int]) -> list[PipelineDrain]:
@@ -113,17 +132,21 @@ def pipeline_section(drains: list[PipelineDrain]) -> list[str]:
         "",
         f"One mailer against postfix's smtp-sink answering each DATA after"
         f" {RELAY_WAIT} s (`-w {RELAY_WAIT}`), {WAVES} rows per SMTP worker. The"
-        " ceiling is `MAILER_CONCURRENCY ÷ latency` (Little's law); backends are"
-        " the PostgreSQL backends of the mailer's `application_name`, sampled every"
+        " ceiling is `MAILER_CONCURRENCY ÷ latency` (Little's law), the latency"
+        " being the mean send time recorded in `outbox_attempts` (smtp-sink's"
+        " timers tick in whole seconds: a send takes 1 to 2 s); backends are"
+        " the PostgreSQL backends of the mailer (its `application_name`, and its"
+        " listener's), sampled every"
         f" {SAMPLE_SECONDS * 1000:g} ms.",
         "",
-        "| `MAILER_CONCURRENCY` | rows | msg/s | ceiling msg/s | share of ceiling"
+        "| `MAILER_CONCURRENCY` | rows | mean send s | msg/s | ceiling msg/s"
+        " | share of ceiling"
         " | sends retried after a timeout | peak PostgreSQL backends |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in drains:
         lines.append(
-            f"| {d.concurrency} | {d.rows:,} | {d.per_second:,.0f} |"
+            f"| {d.concurrency} | {d.rows:,} | {d.latency:.2f} | {d.per_second:,.0f} |"
             f" {d.ceiling:,.0f} | {d.per_second / d.ceiling:.0%} |"
             f" {d.attempts - d.rows:,} | {d.peak_backends} |"
         )

@@ -49,7 +49,12 @@ class Prefetch:
         self.closed = False
         self.changes = 0  # counts every change, so a waiter misses none
         self._rows: deque[Work] = deque()
-        self._changed = threading.Condition()
+        # One lock, two conditions: a put wakes as many workers as it brings
+        # rows, and a worker's progress wakes only the claimer, so hundreds of
+        # waiting workers are never all woken for one change.
+        lock = threading.Lock()
+        self._changed = threading.Condition(lock)  # the claimer waits here
+        self._rows_ready = threading.Condition(lock)  # idle workers wait here
 
     def worker_ready(self, joined: bool) -> None:
         """A worker has started: ``joined`` False if it found no connection slot."""
@@ -68,7 +73,7 @@ class Prefetch:
         """Return the next row to send, waiting for one; None once closed."""
         with self._changed:
             while not self._rows and not self.closed:
-                self._changed.wait()
+                self._rows_ready.wait()
             if not self._rows:
                 return None
             self.sending += 1
@@ -92,6 +97,7 @@ class Prefetch:
         """Add claimed rows for the workers."""
         with self._changed:
             self._rows.extend(works)
+            self._rows_ready.notify(len(works))
             self._changed_now()
 
     def idle(self) -> bool:
@@ -105,6 +111,7 @@ class Prefetch:
             self.closed = True
             left = list(self._rows)
             self._rows.clear()
+            self._rows_ready.notify_all()
             self._changed_now()
             return left
 
@@ -114,7 +121,7 @@ class Prefetch:
             self._changed.wait_for(lambda: self.changes != since, timeout)
 
     def _changed_now(self) -> None:
-        """Count a change and wake whoever waits for one (the lock is held)."""
+        """Count a change and wake the claimer (the lock is held)."""
         self.changes += 1
         self._changed.notify_all()
 
@@ -137,6 +144,9 @@ class Claimer:
         self.claimed: set[int] = set()  # every row claimed this tick
         self.renewed_at = time.monotonic()  # taken before the last claim or renewal
         self._lock = threading.Lock()  # one statement at a time on the connection
+        # The held rows have a lock of their own, never held across a statement:
+        # a worker finishing a row must not wait for the claimer's next claim.
+        self._held_lock = threading.Lock()
 
     def feed(self, prefetch: Prefetch, halt: Callable[[], bool]) -> None:
         """Claim rows while they are due and workers are free; then wait them out.
@@ -206,9 +216,10 @@ class Claimer:
             self.claimed.update(row.id for row in rows)
             if not rows:
                 return [], len(claimed)
-            if not self.held:
-                self.renewed_at = since  # the lease of every held row starts here
-            self.held.update(row.id for row in rows)
+            with self._held_lock:
+                if not self.held:
+                    self.renewed_at = since  # the lease of every held row starts here
+                self.held.update(row.id for row in rows)
             suppressed = suppression.suppressed_in_batch(self.store, rows)
             works = [
                 Work(row, self._attachments(row), suppression.for_row(row, suppressed))
@@ -232,14 +243,17 @@ class Claimer:
 
     def finish(self, row_id: int) -> None:
         """Forget ``row_id``: it was attempted, so it is no longer ours to release."""
-        with self._lock:
+        with self._held_lock:
             self.held.discard(row_id)
 
     def release_held(self) -> int:
         """Hand every row still held back to pending, unattempted."""
         with self._lock:
-            released = self.store.release(sorted(self.held))
-            self.held.clear()
+            with self._held_lock:
+                ids = sorted(self.held)
+            released = self.store.release(ids)
+            with self._held_lock:
+                self.held.difference_update(ids)
         metrics.ROWS_RELEASED.inc(released)
         if released:
             logger.info(
@@ -270,13 +284,15 @@ class Claimer:
     def _renew(self) -> None:
         """Extend the lease of the held rows; forget those another worker took."""
         with self._lock:
-            if not self.held:
-                self.renewed_at = time.monotonic()
-                return
+            with self._held_lock:
+                ids = sorted(self.held)
             started = time.monotonic()
-            ids = sorted(self.held)
+            if not ids:
+                self.renewed_at = started
+                return
             still = self.store.extend_leases(ids)
-            self.held -= set(ids) - still
+            with self._held_lock:
+                self.held -= set(ids) - still
             self.renewed_at = started
         metrics.LEASE_RENEWALS.inc()
 

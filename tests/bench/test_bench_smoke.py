@@ -17,6 +17,7 @@ from bench import attachments, flask_mail_send, pg, raw_send, sinks
 from bench.floor_app import create_app as create_floor_app
 from bench.load import percentile
 from bench.messages import LoopTimes
+from bench.pipeline import PipelineDrain, pipeline_section
 from bench.seed_apps import create_sync_app, create_thread_app
 from bench.sinks import RELAY_DELAY, PostfixSink, find_smtp_sink, relay_sink
 from bench.smtp_sink import SmtpSink
@@ -193,3 +194,14 @@ def test_attachment_fill_queues_the_same_rows_with_one_attachment_each(
     ]
     assert parts == [(3, "application/pdf", 32), (4, "application/pdf", 32)]
     assert attachments.attachments_size(url) > 0
+
+
+def test_pipeline_section_compares_each_drain_with_littles_law() -> None:
+    drain = PipelineDrain(
+        concurrency=64, rows=256, span=4.0, attempts=260, peak_backends=3, latency=1.6
+    )
+
+    [row] = [line for line in pipeline_section([drain]) if line.startswith("| 64 ")]
+
+    # 256 rows in 4 s = 64/s, against 64 ÷ 1.6 s = 40/s; 4 sends retried.
+    assert row == "| 64 | 256 | 1.60 | 64 | 40 | 160% | 4 | 3 |"
