@@ -18,6 +18,7 @@ from bench.latency import Phase
 from bench.load import LoadResult
 from bench.pipeline import PipelineDrain, pipeline_section
 from bench.procs import GUNICORN_SETTINGS
+from bench.producers import ProducerFigures, producers_section
 from bench.signup_floor import FloorComparison
 from bench.throughput import MailerFigures
 
@@ -47,6 +48,7 @@ class Results:
     attachments: AttachmentCost
     capacity: Capacity | None = None  # only with --capacity
     pipeline: list[PipelineDrain] = field(default_factory=list)
+    producers: ProducerFigures | None = None
     # Chart links relative to the Markdown file, by name; empty without matplotlib.
     charts: dict[str, str] = field(default_factory=dict)
 
@@ -228,6 +230,7 @@ def render(results: Results) -> str:
             results.mailers, results.charts.get("throughput")
         ),
         *pipeline_section(results.pipeline),
+        *producers_section(results.producers),
         *report_sections.attachment_section(results.attachments),
         *report_sections.latency_section(
             results.latency, results.charts.get("latency")

@@ -27,6 +27,7 @@ from bench.cli import mailer_concurrency, parser
 from bench.commit_latency import measure_commit_latency
 from bench.context import Bench
 from bench.pipeline import measure_pipeline
+from bench.producers import measure_producers
 from bench.report import Results, render
 from bench.signup_floor import compare_with_floor
 from bench.sinks import open_fast_sink, relay_sink
@@ -92,6 +93,8 @@ def run(args: argparse.Namespace, command: str) -> Results:
         mailers = throughput.measure_mailer_figures(
             bench, args.mailer_processes, concurrency.label, concurrency.effective
         )
+        progress("measuring producer transactions/s with wake-up on and off")
+        producers = measure_producers(bench)
         progress("measuring SMTP concurrency against a 1 s relay, and backends")
         pipeline = measure_pipeline(bench, args.pipeline_concurrency)
         progress("measuring what a 100 KB attachment costs one mailer")
@@ -131,6 +134,7 @@ def run(args: argparse.Namespace, command: str) -> Results:
             attachments=attachments,
             capacity=capacity,
             pipeline=pipeline,
+            producers=producers,
         )
 
 

@@ -18,6 +18,7 @@ from bench.floor_app import create_app as create_floor_app
 from bench.load import percentile
 from bench.messages import LoopTimes
 from bench.pipeline import PipelineDrain, pipeline_section
+from bench.producers import ProducerFigures, producers_section
 from bench.seed_apps import create_sync_app, create_thread_app
 from bench.sinks import RELAY_DELAY, PostfixSink, find_smtp_sink, relay_sink
 from bench.smtp_sink import SmtpSink
@@ -205,3 +206,13 @@ def test_pipeline_section_compares_each_drain_with_littles_law() -> None:
 
     # 256 rows in 4 s = 64/s, against 64 ÷ 1.6 s = 40/s; 4 sends retried.
     assert row == "| 64 | 256 | 1.60 | 64 | 40 | 160% | 4 | 3 |"
+
+
+def test_producers_section_compares_the_best_runs() -> None:
+    figures = ProducerFigures(on=[900.0, 1800.0], off=[1000.0, 2000.0])
+
+    text = "\n".join(producers_section(figures))
+
+    assert "| wake-up on | 900, 1,800 | 1,800 |" in text
+    assert "runs at 90% of wake-up off" in text
+    assert producers_section(None) == []
