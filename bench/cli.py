@@ -101,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
         help="MAILER_CONCURRENCY values of the slow-relay drains (smtp-sink -w 1)",
     )
     mailer.add_argument(
+        "--aiosmtpd-concurrency",
+        type=int_list,
+        default=[16, 64],
+        help="MAILER_CONCURRENCY values of the drains against aiosmtpd at 100 ms",
+    )
+    mailer.add_argument(
         "--relay-rows",
         type=int,
         default=200,

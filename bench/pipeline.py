@@ -19,10 +19,12 @@ from bench import database, pg
 from bench.context import Bench
 from bench.messages import rate
 from bench.procs import Child, start_mailer
-from bench.sinks import PostfixSink, find_smtp_sink
+from bench.sinks import PostfixSink, Sink, find_smtp_sink
+from bench.smtp_sink import SmtpSink
 from bench.throughput import wait_connected, wait_drained
 
 RELAY_WAIT = 1  # seconds smtp-sink waits before answering DATA
+AIOSMTPD_WAIT = 0.1  # seconds the in-process aiosmtpd relay waits after DATA
 WAVES = 4  # rows per SMTP worker: each drain is about this many seconds long
 SAMPLE_SECONDS = 0.05  # how often the backends are counted
 APPLICATION = "outbox-bench-pipeline"  # the mailer's application_name
@@ -39,8 +41,9 @@ BACKENDS = (
 
 @dataclass(frozen=True)
 class PipelineDrain:
-    """One mailer at one concurrency against the slow relay."""
+    """One mailer at one concurrency against a slow relay."""
 
+    server: str  # which SMTP server, as the table names it
     concurrency: int
     rows: int
     span: float  # seconds from the rows' insert to the last sent_at
@@ -74,7 +77,7 @@ def _sample_backends(url: str, done: threading.Event, peak: list[int]) -> None:
             done.wait(SAMPLE_SECONDS)
 
 
-def _drain(bench: Bench, sink: PostfixSink, concurrency: int) -> PipelineDrain:
+def _drain(bench: Bench, sink: Sink, server: str, concurrency: int) -> PipelineDrain:
     """Drain WAVES x ``concurrency`` signups with one mailer; count its backends."""
     rows = WAVES * concurrency
     database.truncate(bench.db_url)
@@ -108,7 +111,9 @@ def _drain(bench: Bench, sink: PostfixSink, concurrency: int) -> PipelineDrain:
     with pg.connect(bench.db_url) as connection:
         latency = _seconds(connection.execute(MEAN_SEND).fetchone())
         span = _seconds(connection.execute(DRAIN_SPAN).fetchone())
-    return PipelineDrain(concurrency, rows, span, tally.attempts, peak[0], latency)
+    return PipelineDrain(
+        server, concurrency, rows, span, tally.attempts, peak[0], latency
+    )
 
 
 def _seconds(row: tuple | None) -> float:
@@ -116,13 +121,20 @@ def _seconds(row: tuple | None) -> float:
     return float(row[0]) if row and row[0] is not None else 0.0
 
 
-def measure_pipeline(bench: Bench, concurrencies: list[int]) -> list[PipelineDrain]:
-    """Drain once per concurrency against smtp-sink -w RELAY_WAIT."""
+def measure_pipeline(
+    bench: Bench, concurrencies: list[int], aiosmtpd_concurrencies: list[int]
+) -> list[PipelineDrain]:
+    """Drain once per concurrency against smtp-sink -w 1, then against aiosmtpd."""
     binary = find_smtp_sink()
     if binary is None:
         raise RuntimeError("the pipeline phase needs postfix's smtp-sink")
+    label = f"smtp-sink `-w {RELAY_WAIT}`"
     with PostfixSink(binary, bench.logs, data_wait=RELAY_WAIT) as sink:
-        return [_drain(bench, sink, c) for c in concurrencies]
+        drains = [_drain(bench, sink, label, c) for c in concurrencies]
+    label = f"aiosmtpd, {AIOSMTPD_WAIT * 1000:g} ms at end of DATA"
+    with SmtpSink(data_delay=AIOSMTPD_WAIT) as relay:
+        drains += [_drain(bench, relay, label, c) for c in aiosmtpd_concurrencies]
+    return drains
 
 
 def pipeline_section(drains: list[PipelineDrain]) -> list[str]:
@@ -131,7 +143,9 @@ def pipeline_section(drains: list[PipelineDrain]) -> list[str]:
         "## SMTP concurrency without database connections",
         "",
         f"One mailer against postfix's smtp-sink answering each DATA after"
-        f" {RELAY_WAIT} s (`-w {RELAY_WAIT}`), {WAVES} rows per SMTP worker. The"
+        f" {RELAY_WAIT} s (`-w {RELAY_WAIT}`), then against the bench's in-process"
+        f" aiosmtpd answering {AIOSMTPD_WAIT * 1000:g} ms after the end of DATA"
+        f" (Python, on the same 2 cores), {WAVES} rows per SMTP worker. The"
         " ceiling is `MAILER_CONCURRENCY ÷ latency` (Little's law), the latency"
         " being the mean send time recorded in `outbox_attempts` (smtp-sink's"
         " timers tick in whole seconds: a send takes 1 to 2 s); backends are"
@@ -139,14 +153,15 @@ def pipeline_section(drains: list[PipelineDrain]) -> list[str]:
         " listener's), sampled every"
         f" {SAMPLE_SECONDS * 1000:g} ms.",
         "",
-        "| `MAILER_CONCURRENCY` | rows | mean send s | msg/s | ceiling msg/s"
+        "| server | `MAILER_CONCURRENCY` | rows | mean send s | msg/s | ceiling msg/s"
         " | share of ceiling"
         " | sends retried after a timeout | peak PostgreSQL backends |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in drains:
         lines.append(
-            f"| {d.concurrency} | {d.rows:,} | {d.latency:.2f} | {d.per_second:,.0f} |"
+            f"| {d.server} | {d.concurrency} | {d.rows:,} | {d.latency:.2f} |"
+            f" {d.per_second:,.0f} |"
             f" {d.ceiling:,.0f} | {d.per_second / d.ceiling:.0%} |"
             f" {d.attempts - d.rows:,} | {d.peak_backends} |"
         )

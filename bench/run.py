@@ -96,7 +96,9 @@ def run(args: argparse.Namespace, command: str) -> Results:
         progress("measuring producer transactions/s with wake-up on and off")
         producers = measure_producers(bench)
         progress("measuring SMTP concurrency against a 1 s relay, and backends")
-        pipeline = measure_pipeline(bench, args.pipeline_concurrency)
+        pipeline = measure_pipeline(
+            bench, args.pipeline_concurrency, args.aiosmtpd_concurrency
+        )
         progress("measuring what a 100 KB attachment costs one mailer")
         attachments = measure_attachment_cost(bench, args.attachment_rows)
         progress("measuring commit-to-250 latency of an idle mailer")

@@ -1,4 +1,9 @@
-"""`python -m mailer_service`: run the relay under APScheduler until a signal."""
+"""`python -m mailer_service`: run the relay under APScheduler until a signal.
+
+APScheduler is the clock: it rings the wake-up every poll interval and runs
+retention. The listener rings it on NOTIFY. The delivery thread runs a tick
+per ring (:mod:`mailer_service.wakeup`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,6 @@ import time
 from datetime import UTC, datetime
 
 import click
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy.engine import URL
@@ -23,6 +26,7 @@ from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
 from mailer_service.retention import redact_sent, redaction_key
 from mailer_service.store import load_queries
+from mailer_service.wakeup import Wakeup, deliver_when_woken
 from mailer_service.web import metrics_address, start_metrics_server
 from outbox_contract.logs import configure_logging as configure_root_logging
 from outbox_contract.settings import ConfigError
@@ -30,45 +34,35 @@ from outbox_contract.settings import ConfigError
 logger = logging.getLogger("mailer_service")
 
 JOB_ID = "relay"
+RING_INSTANCES = 10  # rings of the poll that may run at once (a ring is instant)
 RETENTION_EVERY = 3600  # seconds between retention runs
 DAY = 86400  # seconds
-
-
-class _SkippedRunFilter(logging.Filter):
-    """Drop APScheduler's warning that a run was skipped while a tick is busy.
-
-    A tick drains the outbox for as long as rows are due, so the next interval
-    routinely finds it still running; that is the design, not a problem.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but the skipped-run warning."""
-        return "maximum number of running instances reached" not in record.getMessage()
 
 
 def configure_logging() -> None:
     """Log to stderr, one line per event, without APScheduler's per-run chatter."""
     configure_root_logging()
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
 
 
 LISTENER_EXIT_SECONDS = 2.0  # how long a stop waits for the listener to leave
 
 
-def build_scheduler(relay: Relay, poll_interval: float) -> BlockingScheduler:
-    """Return a scheduler that ticks every interval, and whenever woken.
+def build_scheduler(wakeup: Wakeup, poll_interval: float) -> BlockingScheduler:
+    """Return a scheduler that rings ``wakeup`` every interval, from now on.
 
-    Two instances may exist at once: the running tick and one that waits for
-    it (see ``Relay.run_tick``), so a wake-up during a tick is never lost.
+    Ringing takes no time, and a ring folds into any ring not yet taken, so
+    runs may overlap harmlessly: a long tick simply finds the ring waiting
+    when it ends. RING_INSTANCES only keeps a starved scheduler from warning
+    that a run was skipped (it would mean rings stalled for that many polls).
     """
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
-        relay.run_tick,
+        wakeup.ring,
         "interval",
         seconds=poll_interval,
         id=JOB_ID,
-        max_instances=2,
+        max_instances=RING_INSTANCES,
         coalesce=True,
         misfire_grace_time=None,
         next_run_time=datetime.now(UTC),
@@ -103,23 +97,11 @@ def add_retention_job(
     )
 
 
-def tick_now(relay: Relay, scheduler: BlockingScheduler) -> None:
-    """Bring the relay's next run forward to now, unless one is already asked for."""
-    if not relay.ask_for_tick():
-        return  # a burst of notifications folds into the tick already coming
-    try:
-        scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
-    except (JobLookupError, SchedulerNotRunningError):
-        pass  # shutting down: there is no next run to bring forward
-
-
-def start_listener(
-    relay: Relay, scheduler: BlockingScheduler, url: URL | None
-) -> DueListener | None:
-    """Wake the scheduler on every committed INSERT (PostgreSQL only)."""
+def start_listener(relay: Relay, wakeup: Wakeup, url: URL | None) -> DueListener | None:
+    """Ring ``wakeup`` on every committed INSERT (PostgreSQL only)."""
     if url is None:
         return None  # SQLite has no LISTEN/NOTIFY: the poll interval is all
-    listener = DueListener(url, lambda: tick_now(relay, scheduler), relay.worker_id)
+    listener = DueListener(url, wakeup.ring, relay.worker_id)
     relay.on_idle = listener.idle
     listener.start()
     return listener
@@ -143,6 +125,7 @@ def stop_on_signals(
     relay: Relay,
     scheduler: BlockingScheduler | None,
     listener: DueListener | None = None,
+    wakeup: Wakeup | None = None,
 ) -> None:
     """Make SIGTERM and SIGINT stop claiming and end the scheduler's loop.
 
@@ -157,6 +140,8 @@ def stop_on_signals(
         signum = signal.sigwait(STOP_SIGNALS)
         logger.info("received %s; stopping", signal.Signals(signum).name)
         relay.stop()
+        if wakeup is not None:
+            wakeup.ring()  # the delivery loop sees the stop at once
         if listener is not None:
             listener.stop()
         # A signal that came before the scheduler started waits for it.
@@ -196,18 +181,23 @@ def main(once: bool) -> None:
         relay.run_tick()
         relay.join()
         return
-    scheduler = build_scheduler(relay, settings.poll_interval)
+    wakeup = Wakeup()
+    scheduler = build_scheduler(wakeup, settings.poll_interval)
     if settings.retention_days and key:
         add_retention_job(scheduler, app, settings.retention_days, key)
     url = app.config["MAILER_LISTEN_URL"]
     if metrics_at is not None:
         try:
-            start_metrics_server(relay, scheduler, metrics_at)
+            start_metrics_server(relay, metrics_at)
         except OSError as err:
             click.echo(f"mailer-service: cannot serve metrics: {err}", err=True)
             sys.exit(1)
-    listener = start_listener(relay, scheduler, url)
-    stop_on_signals(relay, scheduler, listener)
+    listener = start_listener(relay, wakeup, url)
+    delivery = threading.Thread(
+        target=deliver_when_woken, args=(relay, wakeup), name="delivery"
+    )
+    delivery.start()
+    stop_on_signals(relay, scheduler, listener, wakeup)
     logger.info(
         "mailer %s: %d SMTP connections, %s, batch %d, lease %gs, SMTP %s:%s",
         relay.worker_id,
@@ -222,6 +212,7 @@ def main(once: bool) -> None:
         extra={"action": "start"},
     )
     scheduler.start()
+    delivery.join()
     relay.join()
     if listener is not None:
         # Let it leave outbox_waiters, so producers stop notifying for us.

@@ -1,7 +1,8 @@
 """The delivery loop: a tick runs the pipeline, and ticks follow one another.
 
-APScheduler calls :meth:`Relay.run_tick` every poll interval and whenever the
-listener hears of new rows. A tick is three stages, each a module:
+The delivery loop (:mod:`mailer_service.wakeup`) calls :meth:`Relay.run_tick`
+whenever it is woken: every poll interval, and whenever the listener hears of
+new rows. A tick is three stages, each a module:
 
 - the claimer (:mod:`mailer_service.claimer`) leases due rows on one database
   connection and keeps the SMTP workers' prefetch filled;
@@ -88,15 +89,12 @@ class Relay:
             if settings.max_connections
             else None,
         )
-        self._busy = threading.Lock()  # one tick runs at a time ...
-        self._waiting = threading.Lock()  # ... and at most one more waits for it
+        self._busy = threading.Lock()  # one tick at a time
         self._senders = ThreadPoolExecutor(
             settings.concurrency, thread_name_prefix="smtp"
         )
         self._unreleased: set[int] = set()  # rows a database error kept us holding
         self._database_failing = False  # log the traceback once per outage
-        self._asked = False  # a tick was asked for and has not started yet
-        self._asked_lock = threading.Lock()
 
     def stop(self) -> None:
         """Ask the relay to stop claiming and to release what it holds."""
@@ -107,14 +105,6 @@ class Relay:
         """Tell whether :meth:`stop` was called."""
         return self._stopping.is_set()
 
-    def ask_for_tick(self) -> bool:
-        """Note that a tick is wanted now; False if one is already on its way."""
-        with self._asked_lock:
-            if self._asked:
-                return False
-            self._asked = True
-            return True
-
     def join(self) -> None:
         """Wait until the tick in progress, if any, has finished."""
         with self._busy:
@@ -123,18 +113,10 @@ class Relay:
     def run_tick(self) -> int:
         """Deliver due rows until none are left or the relay stops; return the count.
 
-        A tick asked for while one runs waits for it and then looks again, so a
-        row committed during a tick is never left for the next poll; further
-        requests meanwhile fold into that waiting one. A database error ends the
-        tick with a log line; outcomes not yet written stay with the completer,
-        and the next tick writes them first.
+        A database error ends the tick with a log line; outcomes not yet
+        written stay with the completer, and the next tick writes them first.
         """
-        if not self._waiting.acquire(blocking=False):
-            return 0  # a tick is already waiting to start: it will see our rows
         with self._busy:
-            self._waiting.release()
-            with self._asked_lock:
-                self._asked = False  # rows committed from now on: this tick sees them
             if self.stopping and not (self.completer.carried or self._unreleased):
                 return 0
             with self.app.app_context():

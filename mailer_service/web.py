@@ -17,8 +17,6 @@ from socketserver import ThreadingMixIn
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from apscheduler.events import EVENT_JOB_EXECUTED
-from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
@@ -144,16 +142,12 @@ def serve_in_background(app: Any, host: str, port: int) -> WSGIServer:
     return server
 
 
-def start_metrics_server(
-    relay: Observed, scheduler: BaseScheduler, address: tuple[str, int]
-) -> WSGIServer:
+def start_metrics_server(relay: Observed, address: tuple[str, int]) -> WSGIServer:
     """Serve the relay's metrics and health on ``address`` from a daemon thread."""
     with relay.app.app_context():
         engine = db.engine
     registry = queue_registry(engine, RegistryView(REGISTRY))
     metrics.SMTP_PAUSED.set_function(lambda: float(relay.pause.active))
-    # A finished tick is progress, even an idle one; a wedged tick never finishes.
-    scheduler.add_listener(lambda _event: metrics.PROGRESS.note(), EVENT_JOB_EXECUTED)
     app = MetricsApp(registry, metrics.PROGRESS, stale_after(relay.settings))
     server = serve_in_background(app, *address)
     logger.info(

@@ -199,13 +199,19 @@ def test_attachment_fill_queues_the_same_rows_with_one_attachment_each(
 
 def test_pipeline_section_compares_each_drain_with_littles_law() -> None:
     drain = PipelineDrain(
-        concurrency=64, rows=256, span=4.0, attempts=260, peak_backends=3, latency=1.6
+        server="smtp-sink",
+        concurrency=64,
+        rows=256,
+        span=4.0,
+        attempts=260,
+        peak_backends=3,
+        latency=1.6,
     )
 
-    [row] = [line for line in pipeline_section([drain]) if line.startswith("| 64 ")]
+    [row] = [line for line in pipeline_section([drain]) if "| 64 |" in line]
 
     # 256 rows in 4 s = 64/s, against 64 ÷ 1.6 s = 40/s; 4 sends retried.
-    assert row == "| 64 | 256 | 1.60 | 64 | 40 | 160% | 4 | 3 |"
+    assert row == "| smtp-sink | 64 | 256 | 1.60 | 64 | 40 | 160% | 4 | 3 |"
 
 
 def test_producers_section_compares_the_best_runs() -> None:

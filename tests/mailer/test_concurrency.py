@@ -7,8 +7,9 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from mailer_service.__main__ import build_scheduler, tick_now
+from mailer_service.__main__ import build_scheduler
 from mailer_service.relay import Relay
+from mailer_service.wakeup import Wakeup, deliver_when_woken
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox, status_counts
 from tests.support.processes import wait_until
 
@@ -129,7 +130,10 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
         concurrency=1, poll_interval=AN_HOUR, mail_timeout=90, lease_seconds=360
     )
     relay = CountingRelay(base.app, base.settings, "counting")
-    scheduler = build_scheduler(relay, poll_interval=AN_HOUR)
+    wakeup = Wakeup()
+    scheduler = build_scheduler(wakeup, poll_interval=AN_HOUR)
+    delivery = threading.Thread(target=deliver_when_woken, args=(relay, wakeup))
+    delivery.start()
     threading.Thread(target=scheduler.start, daemon=True).start()
     try:
         assert wait_until(lambda: len(ticks) == 1, 30)  # the first, at start-up
@@ -137,20 +141,22 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
         # whole burst has been committed, so every wake-up arrives mid-tick.
         smtp.on_message = lambda accepted: burst_done.wait(60) if not accepted else 0
         seed_outbox(engine, 1, prefix="first-")
-        tick_now(relay, scheduler)
+        wakeup.ring()
         assert wait_until(lambda: len(ticks) == 2, 30)
         with engine.connect() as producer:
             for n in range(999):  # 999 transactions, each committed on its own
                 producer.execute(INSERT_ONE, {"n": n})
                 producer.commit()
-                tick_now(relay, scheduler)  # what the listener does on a NOTIFY
+                wakeup.ring()  # what the listener does on a NOTIFY
         burst_done.set()
 
         assert wait_until(all_sent(engine, 1000), 120)
     finally:
         burst_done.set()
         relay.stop()
+        wakeup.ring()
         scheduler.shutdown(wait=False)
+        delivery.join(60)
         relay.join()
 
     # Start-up, the busy tick, and the one wake-up tick that followed it; the

@@ -1,6 +1,7 @@
 """A PostgreSQL crash under a busy mailer and live signups: what it may cost.
 
-The mailer is frozen (SIGSTOP) and PostgreSQL crashed at once
+The mailer is frozen (SIGSTOP, by the SMTP server as it takes a message) and
+PostgreSQL crashed at once
 (``pg_ctl stop -m immediate``), which loses whatever outcomes were committed
 asynchronously and not yet flushed. Once it is back, the moment is snapshot:
 which messages the SMTP server holds, and which rows the database still has
@@ -33,6 +34,7 @@ from tests.support.procfile import with_venv_path
 pytestmark = pytest.mark.slow
 
 CONCURRENCY = 4  # SMTP connections of the mailer under test
+FREEZE_AT = 200  # the message at which the mailer is frozen
 SETTLE = 0.5  # seconds the SMTP server must stay still before the snapshot
 SIGNUP_PAUSE = 0.02  # seconds between two signups of the client thread
 WELCOMES = text(
@@ -101,9 +103,19 @@ def test_postgres_crash_repeats_only_unrecorded_sends_and_keeps_every_201(
     try:
         web.wait_ready()
         signups.start()
-        assert wait_until(lambda: len(smtp.messages) >= 200, 60), mailer.log()
+        # The server freezes the mailer as it takes message FREEZE_AT, before
+        # answering it: that send, at least, is received and not recorded.
+        frozen = threading.Event()
 
-        os.kill(mailer.proc.pid, signal.SIGSTOP)
+        def freeze(accepted: int) -> None:
+            """SIGSTOP the mailer once, at message FREEZE_AT."""
+            if accepted >= FREEZE_AT and not frozen.is_set():
+                os.kill(mailer.proc.pid, signal.SIGSTOP)
+                frozen.set()
+
+        smtp.on_message = freeze
+        assert frozen.wait(60), mailer.log()
+        smtp.on_message = None
         cluster.stop("immediate")  # no checkpoint, no flush: a PostgreSQL crash
         assert wait_until(lambda: server_settled(smtp), 30)
         before_crash = len(signups.created)
