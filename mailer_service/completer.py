@@ -78,8 +78,6 @@ class Completer:
         writes at the end, it returns with the outcomes still waiting: the
         next tick writes them first.
         """
-        with self._changed:
-            self._writing = True
         try:
             self._write_until_ended(engine, lease_seconds)
         finally:
@@ -115,6 +113,12 @@ class Completer:
                 del self._waiting[: len(batch)]
                 self._changed.notify_all()
 
+    def wait_until_written(self) -> None:
+        """Wait until every waiting outcome is written, or a write fails."""
+        with self._changed:
+            while self._waiting and self._writing and self.error is None:
+                self._changed.wait()
+
     def end(self) -> None:
         """Tell :meth:`run` that no more outcomes come: write the rest and return."""
         with self._changed:
@@ -125,6 +129,7 @@ class Completer:
         """Get ready for the next tick's :meth:`run` (carried outcomes stay)."""
         with self._changed:
             self._ending = False
+            self._writing = True  # from now until run() returns
             self.error = None  # the new tick tries again
 
     def _write(
@@ -145,6 +150,7 @@ class Completer:
         """Log a failed write: with its traceback the first time only."""
         with self._changed:
             self.error = err  # SMTP workers wait until a write works again
+            self._changed.notify_all()  # ... and the tick stops waiting to claim
         metrics.DATABASE_ERRORS.inc()
         extra = {"action": "complete_failed", "worker_id": self.worker_id}
         if failures == 1:

@@ -159,6 +159,9 @@ class Relay:
                 self._stopping,
                 self.pause,
             )
+            # Outcomes a database error held back go first: their rows' leases
+            # may have run out, and a claim must not take them back unwritten.
+            self.completer.wait_until_written()
             if self._unreleased:
                 claimer.held = self._unreleased
                 claimer.release_held()
