@@ -59,21 +59,8 @@ class Completion:
     enhanced: str | None = None  # the enhanced status code, e.g. 5.1.1
     refused: Refused | None = None
 
-    def as_tuple(self) -> tuple:
-        """Return the values in the order of the ``complete`` statement's arrays."""
-        return (
-            self.id,
-            self.result,
-            self.error,
-            self.delay_seconds,
-            self.took,
-            self.code,
-            self.enhanced,
-            _json(self.refused),
-        )
-
     def params(self) -> dict[str, object]:
-        """Return the parameters of the per-row statements (SQLite)."""
+        """Return the values by name, in the order of ``complete``'s arrays."""
         return {
             "id": self.id,
             "result": self.result,
@@ -138,21 +125,6 @@ class OutboxStore:
         """Return the attachments of ``row_id`` in order (only rows that have any)."""
         return list(self._run("load_attachments", id=row_id))
 
-    def mark_sent(self, row_id: int, **attempt: object) -> bool:
-        """Record a delivery; False if another worker owns the row now."""
-        return row_id in self.complete([Completion(row_id, "sent", **attempt)])
-
-    def mark_retry(
-        self, row_id: int, error: str, delay_seconds: float, **attempt: object
-    ) -> bool:
-        """Record a transient failure and schedule the next attempt."""
-        done = Completion(row_id, "retry", error, delay_seconds, **attempt)
-        return row_id in self.complete([done])
-
-    def mark_failed(self, row_id: int, error: str, **attempt: object) -> bool:
-        """Record a permanent failure; the row is never retried automatically."""
-        return row_id in self.complete([Completion(row_id, "failed", error, **attempt)])
-
     def complete(self, outcomes: list[Completion]) -> set[int]:
         """Write outcomes with their attempt rows; return the ids still ours.
 
@@ -163,7 +135,7 @@ class OutboxStore:
         if not outcomes:
             return set()
         if self.connection.dialect.name == "postgresql":
-            columns = list(zip(*(o.as_tuple() for o in outcomes), strict=True))
+            columns = list(zip(*(o.params().values() for o in outcomes), strict=True))
             names = ("row_ids", "results", "errors", "delays", "tooks", "codes")
             names += ("enhanced", "refused")
             params = dict(zip(names, (list(c) for c in columns), strict=True))

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from mailer_service.store import OutboxStore, load_queries
+from mailer_service.store import Completion, OutboxStore, load_queries
 from tests.support import ROOT
 from tests.support.outbox import LONG_AGO, outbox_rows, seed_outbox, set_timestamp
 
@@ -37,6 +37,17 @@ POSTGRESQL_ONLY = ["take_send_turn", "take_connection_slot", "give_connection_sl
 POSTGRESQL_BATCH = ["complete"]
 SQLITE_ONLY = ["mark_sent", "mark_retry", "mark_failed", "mark_suppressed"]
 SQLITE_ONLY += ["record_attempt"]
+
+
+def finish(
+    store: OutboxStore,
+    row_id: int,
+    result: str,
+    error: str | None = None,
+    delay_seconds: float = 0.0,
+) -> bool:
+    """Write one outcome as the completer does; tell whether the row was ours."""
+    return row_id in store.complete([Completion(row_id, result, error, delay_seconds)])
 
 
 def test_both_dialects_define_the_same_statements():
@@ -94,9 +105,9 @@ def test_fence_stops_a_worker_whose_lease_expired(stores, engine):
     assert [r.id for r in b.claim_due_rows(1)] == [row.id]
 
     assert a.extend_leases([row.id]) == set()
-    assert a.mark_sent(row.id) is False
-    assert a.mark_retry(row.id, "451 late", 10) is False
-    assert a.mark_failed(row.id, "550 late") is False
+    assert finish(a, row.id, "sent") is False
+    assert finish(a, row.id, "retry", "451 late", 10) is False
+    assert finish(a, row.id, "failed", "550 late") is False
     assert a.release([row.id]) == 0
     [state] = outbox_rows(engine)
     assert (state["status"], state["locked_by"], state["attempts"]) == (
@@ -105,7 +116,7 @@ def test_fence_stops_a_worker_whose_lease_expired(stores, engine):
         0,
     )
 
-    assert b.mark_sent(row.id) is True
+    assert finish(b, row.id, "sent") is True
     [state] = outbox_rows(engine)
     assert (state["status"], state["locked_by"], state["attempts"]) == ("sent", None, 1)
 
@@ -115,8 +126,8 @@ def test_finished_rows_cannot_be_finished_again(stores, engine):
     a = stores("a")
     [row] = a.claim_due_rows(1)
 
-    assert a.mark_sent(row.id) is True
-    assert a.mark_failed(row.id, "late") is False
+    assert finish(a, row.id, "sent") is True
+    assert finish(a, row.id, "failed", "late") is False
     assert outbox_rows(engine)[0]["status"] == "sent"
 
 
@@ -155,7 +166,7 @@ def test_retry_schedules_the_row_in_the_future(stores, engine):
     a = stores("a")
     a.claim_due_rows(1)
 
-    assert a.mark_retry(1, "451 later", 3600) is True
+    assert finish(a, 1, "retry", "451 later", 3600) is True
 
     assert a.claim_due_rows(1) == []
     [row] = outbox_rows(engine)
