@@ -19,14 +19,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.support import ROOT
 from tests.support.apps import TEST_APP_ENV
 from tests.support.databases import url_string
-from tests.support.deployfiles import compose_config
-from tests.support.gunicorn import Gunicorn, http
+from tests.support.gunicorn import compose_signup, http
 from tests.support.outbox import outbox_columns
 from tests.support.processes import MailerProcess, child_env, wait_until
-from tests.support.procfile import with_venv_path
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -77,10 +74,8 @@ def test_full_run_logs_no_address_body_or_password(
         LOG_FORMAT=log_format,
         **TEST_APP_ENV,
     )
-    command = compose_config({})["services"]["signup"]["command"]
-    web = Gunicorn(command, with_venv_path(env), ROOT, tmp_path / "web.log")
+    web = compose_signup(env, tmp_path / "web.log")
     try:
-        web.wait_ready()
         for address in (REFUSED, ACCEPTED):
             assert http(f"{web.base}/signup", {"email": address})[0] == 201
         mailer = MailerProcess(
@@ -131,6 +126,9 @@ def assert_json_lines(log: str) -> None:
 
 DB_PASSWORD = "db-Pa55word-never-logged"
 DB_ROLE_PREFIX = "outbox_private_"  # one role per run: roles are cluster-wide
+END_SESSIONS = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"
+)
 
 
 @pytest.fixture
@@ -149,13 +147,7 @@ def password_role(pg_url: URL) -> Iterator[URL]:
         yield pg_url.set(username=role, password=DB_PASSWORD)
     finally:
         with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE usename = :role"
-                ),
-                {"role": role},
-            )
+            connection.execute(END_SESSIONS, {"role": role})
             connection.execute(text(f"DROP OWNED BY {role}"))
             connection.execute(text(f"DROP ROLE {role}"))
         admin.dispose()
@@ -173,13 +165,7 @@ def set_login(url: URL, role: str, allowed: bool) -> None:
             text(f"ALTER ROLE {role} {'LOGIN' if allowed else 'NOLOGIN'}")
         )
         if not allowed:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE usename = :role"
-                ),
-                {"role": role},
-            )
+            connection.execute(END_SESSIONS, {"role": role})
     admin.dispose()
 
 
@@ -204,10 +190,8 @@ def test_failures_log_no_password_body_or_confirmation_token(
         MAIL_USE_TLS="true",  # the server offers no STARTTLS: every send fails
         **TEST_APP_ENV,
     )
-    command = compose_config({})["services"]["signup"]["command"]
-    web = Gunicorn(command, with_venv_path(env), ROOT, tmp_path / "web.log")
+    web = compose_signup(env, tmp_path / "web.log")
     try:
-        web.wait_ready()
         for address in (REFUSED, ACCEPTED):
             assert http(f"{web.base}/signup", {"email": address})[0] == 201
         mailer = MailerProcess(

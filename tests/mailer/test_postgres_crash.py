@@ -22,14 +22,11 @@ import time
 import pytest
 from sqlalchemy import text
 
-from tests.support import ROOT
 from tests.support.apps import TEST_APP_ENV
 from tests.support.databases import url_string
-from tests.support.deployfiles import compose_config
-from tests.support.gunicorn import Gunicorn, http
+from tests.support.gunicorn import compose_signup, http
 from tests.support.outbox import outbox_rows, seed_outbox
 from tests.support.processes import child_env, wait_until
-from tests.support.procfile import with_venv_path
 
 pytestmark = pytest.mark.slow
 
@@ -97,11 +94,9 @@ def test_postgres_crash_repeats_only_unrecorded_sends_and_keeps_every_201(
         MAIL_PORT=str(smtp.port),
         **TEST_APP_ENV,
     )
-    command = compose_config({})["services"]["signup"]["command"]
-    web = Gunicorn(command, with_venv_path(env), ROOT, tmp_path / "web.log")
+    web = compose_signup(env, tmp_path / "web.log")
     signups = Signups(web.base)
     try:
-        web.wait_ready()
         signups.start()
         # The server freezes the mailer as it takes message FREEZE_AT, before
         # answering it: that send, at least, is received and not recorded.

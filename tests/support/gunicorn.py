@@ -9,7 +9,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support import ROOT
+from tests.support.deployfiles import compose_config
 from tests.support.processes import free_port, wait_until
+from tests.support.procfile import with_venv_path
 
 STARTUP_TIMEOUT = 120.0  # seconds for gunicorn to answer; other tests share the CPUs
 SHUTDOWN_TIMEOUT = 60.0  # seconds for gunicorn's graceful stop after SIGTERM
@@ -35,6 +38,18 @@ def http(url: str, payload: dict[str, Any] | None = None) -> tuple[int | None, b
             return err.code, err.read()
     except OSError:
         return None, b""
+
+
+def compose_signup(env: dict[str, str], log: Path) -> Gunicorn:
+    """Start the signup service with compose's own command and wait for it."""
+    command = compose_config({})["services"]["signup"]["command"]
+    web = Gunicorn(command, with_venv_path(env), ROOT, log)
+    try:
+        web.wait_ready()
+    except BaseException:
+        web.kill()  # a master that never answered is not left running
+        raise
+    return web
 
 
 class Gunicorn:
