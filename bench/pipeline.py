@@ -22,6 +22,7 @@ from bench.procs import Child, start_mailer
 from bench.sinks import PostfixSink, Sink, find_smtp_sink
 from bench.smtp_sink import SmtpSink
 from bench.throughput import wait_connected, wait_drained
+from mailer_service.listener import APPLICATION_NAME as LISTENER
 
 RELAY_WAIT = 1  # seconds smtp-sink waits before answering DATA
 AIOSMTPD_WAIT = 0.1  # seconds the in-process aiosmtpd relay waits after DATA
@@ -31,11 +32,11 @@ APPLICATION = "outbox-bench-pipeline"  # the mailer's application_name
 # From the rows' insert to the last 250: the first wave's sends count too.
 DRAIN_SPAN = "SELECT extract(epoch FROM max(sent_at) - min(created_at)) FROM outbox"
 MEAN_SEND = "SELECT avg(extract(epoch FROM ended_at - started_at)) FROM outbox_attempts"
-# The listener names itself (mailer_service.listener.APPLICATION_NAME).
+# The listener names itself (LISTENER); the claimer and completer carry ours.
 BACKENDS = (
     "SELECT count(*) FROM pg_stat_activity"
     " WHERE datname = current_database()"
-    " AND application_name IN (%s, 'outbox-listener')"
+    " AND application_name IN (%s, %s)"
 )
 
 
@@ -72,7 +73,7 @@ def _sample_backends(url: str, done: threading.Event, peak: list[int]) -> None:
     """Keep the highest count of the mailer's backends in ``peak[0]``."""
     with pg.connect(url) as connection:
         while not done.is_set():
-            row = connection.execute(BACKENDS, (APPLICATION,)).fetchone()
+            row = connection.execute(BACKENDS, (APPLICATION, LISTENER)).fetchone()
             peak[0] = max(peak[0], int(row[0]) if row else 0)
             done.wait(SAMPLE_SECONDS)
 
