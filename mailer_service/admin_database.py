@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from mailer_service.store import load_queries
-from outbox_contract.database import make_engine
+from outbox_contract.database import first_line, make_engine
 from outbox_contract.settings import ConfigError
 
 
@@ -31,7 +31,6 @@ def database() -> Iterator[tuple[Engine, dict[str, TextClause]]]:
     except SQLAlchemyError as err:
         # The driver's own first line names the problem; SQLAlchemy's wrapper
         # adds the statement and a link, too much for a terminal.
-        detail = str(getattr(err, "orig", None) or err).strip().splitlines()
-        raise click.ClickException(f"database error: {detail[0]}") from None
+        raise click.ClickException(f"database error: {first_line(err)}") from None
     finally:
         engine.dispose()

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailer_service import metrics
 from mailer_service.outcomes import Finished, Outcomes
 from mailer_service.store import OutboxStore
+from outbox_contract.database import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -156,5 +157,6 @@ class Completer:
         if failures == 1:
             logger.exception("could not write outcomes; retrying", extra=extra)
         else:
-            reason = str(getattr(err, "orig", None) or err).strip().splitlines()
-            logger.warning("outcomes still not written: %s", reason[0], extra=extra)
+            logger.warning(
+                "outcomes still not written: %s", first_line(err), extra=extra
+            )

@@ -41,6 +41,7 @@ from mailer_service.pause import SmtpPause
 from mailer_service.policy import RetryPolicy
 from mailer_service.sending import SmtpWorkers
 from mailer_service.store import OutboxStore
+from outbox_contract.database import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class Relay:
             # may have run out, and a claim must not take them back unwritten.
             self.completer.wait_until_written()
             if self._unreleased:
-                claimer.held = self._unreleased
+                claimer.held.update(self._unreleased)
                 claimer.release_held()
                 self._unreleased = set()
             if self.stopping:
@@ -177,7 +178,6 @@ class Relay:
             try:
                 claimer.feed(prefetch, halt=lambda: self.completer.error is not None)
             except SQLAlchemyError:
-                prefetch.close()
                 self.completer.end()  # workers must not wait on a failing database
                 raise
             finally:
@@ -202,8 +202,7 @@ class Relay:
         extra = {"action": "tick_failed", "worker_id": self.worker_id}
         metrics.DATABASE_ERRORS.inc()
         if self._database_failing:
-            reason = str(getattr(err, "orig", None) or err).strip().splitlines()
-            logger.warning("database still failing: %s", reason[0], extra=extra)
+            logger.warning("database still failing: %s", first_line(err), extra=extra)
         else:
             logger.error(
                 "database error; retrying at the next poll", exc_info=err, extra=extra

@@ -155,3 +155,9 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def first_line(err: Exception) -> str:
+    """Return the first line of what the database (the driver) said."""
+    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

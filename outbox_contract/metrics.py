@@ -18,6 +18,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from outbox_contract.database import first_line
+
 logger = logging.getLogger(__name__)
 
 # Portable SQL: the view has the same columns on PostgreSQL and SQLite.
@@ -63,10 +65,9 @@ class QueueCollector(Collector):
             # One scrape fails and the process metrics still go out with it. The
             # driver's first line names the problem; a traceback per scrape
             # (every 15 s while the database is down) would bury the log.
-            reason = str(getattr(err, "orig", None) or err).strip().splitlines()
             logger.warning(
                 "outbox_summary query failed: %s",
-                reason[0] if reason else type(err).__name__,
+                first_line(err),
                 extra={"action": "metrics_scrape_failed"},
             )
             up.add_metric([], 0)
