@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 
 import pytest
@@ -115,10 +118,35 @@ def test_sigterm_mid_batch_exits_0_and_leaves_nothing_in_flight(
 ):
     seed_outbox(engine, 200)
     smtp.delay = 0.02
-    mailer = start_mailer(MAILER_BATCH_SIZE="20", MAILER_CONCURRENCY="4")
-    assert wait_until(lambda: len(smtp.messages) >= 10, 60), mailer.log()
+    prefetch_full = threading.Event()
+    stopped = threading.Event()
 
-    assert mailer.terminate() == 0
+    def stop_with_rows_waiting(accepted: int) -> None:
+        """At message 10, hold the server and SIGTERM once the prefetch is full.
+
+        While this blocks the server, the 4 SMTP workers each wait for a reply
+        and the claimer fills its prefetch: 4 rows in flight, 4 more waiting,
+        which the stop must hand back.
+        """
+        if accepted >= 10 and not stopped.is_set():
+            stopped.set()
+            in_prefetch = 2 * 4  # sending and waiting, two per worker
+            if wait_until(
+                lambda: status_counts(engine).get("sending") == in_prefetch, 30
+            ):
+                prefetch_full.set()
+            os.kill(mailer.proc.pid, signal.SIGTERM)
+
+    smtp.on_message = stop_with_rows_waiting
+    # Replies held that long must not time out: the stop is what ends them.
+    mailer = start_mailer(
+        MAILER_BATCH_SIZE="20",
+        MAILER_CONCURRENCY="4",
+        MAIL_TIMEOUT="10",
+        MAILER_LEASE_SECONDS="60",
+    )
+    assert mailer.proc.wait(timeout=120) == 0, mailer.log()
+    assert prefetch_full.is_set(), mailer.log()
 
     rows = outbox_rows(engine)
     assert not [r for r in rows if r["status"] == "sending"]
