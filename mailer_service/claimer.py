@@ -210,6 +210,7 @@ class Claimer:
             since = time.monotonic()
             claimed = self.store.claim_due_rows(size)
             metrics.CLAIM_SECONDS.observe(time.monotonic() - since)
+            metrics.CLAIMS.labels("rows" if claimed else "empty").inc()
             # A row of ours whose lease ran out comes back: it is waiting, in
             # flight or being recorded already, so it must not go out twice.
             rows = [row for row in claimed if row.id not in self.claimed]

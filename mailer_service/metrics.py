@@ -55,6 +55,15 @@ CLAIM_SECONDS = Histogram(
     "Time one claim statement took, its commit included.",
     buckets=CLAIM_BUCKETS,
 )
+CLAIMS = Counter(
+    "mailer_claims",
+    "Claim statements by what they found: rows, or empty (nothing was due).",
+    ["found"],
+)
+TICKS = Counter(
+    "mailer_ticks",
+    "Ticks run: each drains what is due. Wake-ups during a tick fold into one.",
+)
 COMPLETER_BATCH_ROWS = Histogram(
     "mailer_completer_batch_rows",
     "Outcomes written by one statement of the completer.",
@@ -89,6 +98,8 @@ LAST_PROGRESS = Gauge(
 
 for _result in RESULTS:
     MESSAGES.labels(_result)  # every result shows, at 0, before the first mail
+for _found in ("rows", "empty"):
+    CLAIMS.labels(_found)
 
 
 class Progress:

@@ -41,6 +41,7 @@ def deliver_when_woken(relay: Relay, wakeup: Wakeup) -> None:
         wakeup.take()
         if relay.stopping:
             break
+        metrics.TICKS.inc()
         try:
             relay.run_tick()
         except Exception:  # a bug: log it, and let the next ring try again

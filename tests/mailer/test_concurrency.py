@@ -10,6 +10,7 @@ from sqlalchemy import text
 from mailer_service.__main__ import build_scheduler
 from mailer_service.relay import Relay
 from mailer_service.wakeup import Wakeup, deliver_when_woken
+from tests.support.metrics import Delta
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox, status_counts
 from tests.support.processes import wait_until
 
@@ -132,6 +133,10 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
     relay = CountingRelay(base.app, base.settings, "counting")
     wakeup = Wakeup()
     scheduler = build_scheduler(wakeup, poll_interval=AN_HOUR)
+    counted = Delta(
+        ("mailer_ticks_total", {}),
+        ("mailer_claims_total", {"found": "empty"}),
+    )
     delivery = threading.Thread(target=deliver_when_woken, args=(relay, wakeup))
     delivery.start()
     threading.Thread(target=scheduler.start, daemon=True).start()
@@ -162,4 +167,10 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
     # Start-up, the busy tick, and the one wake-up tick that followed it; the
     # hour-long poll cannot have added one, however slowly this ran.
     assert len(ticks) == 3
+    # The metrics an operator reads say the same: three ticks, and at most one
+    # claim per tick found nothing (the start-up tick's; a tick ends on a short
+    # claim, so a busy one costs no empty claim at all).
+    ticks_counted, empty_claims = counted()
+    assert ticks_counted == 3
+    assert empty_claims <= 3
     assert sorted(smtp.message_ids().values()) == [1] * 1000

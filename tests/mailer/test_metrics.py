@@ -60,12 +60,21 @@ def test_metrics_count_attempts_by_result_and_reply_code(make_relay, smtp, engin
         count("mailer_smtp_send_duration_seconds_count"),
         count("mailer_commit_to_accepted_seconds_count"),
     )
-    claims = Delta(count("mailer_claim_duration_seconds_count"))
+    claims = Delta(
+        count("mailer_claim_duration_seconds_count"),
+        ("mailer_claims_total", {"found": "rows"}),
+        ("mailer_claims_total", {"found": "empty"}),
+    )
 
     make_relay().run_tick()
 
     assert delta() == [1, 1, 1, 1, 1, 1, 3, 1]
-    assert claims()[0] >= 1
+    timed, found_rows, found_none = claims()
+    assert found_rows >= 1
+    assert timed == found_rows + found_none  # every claim is counted once
+    empty = Delta(("mailer_claims_total", {"found": "empty"}))
+    make_relay().run_tick()  # nothing is due now (the retry waits out its backoff)
+    assert empty() == [1]
     assert sorted(r["status"] for r in outbox_rows(engine)) == [
         "failed",
         "pending",
