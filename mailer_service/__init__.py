@@ -1,33 +1,25 @@
 """The mailer service: a separate process that relays the outbox to SMTP.
 
 Run it with ``python -m mailer_service`` (or the ``mailer-service`` script).
-The delivery loop is in :mod:`mailer_service.relay`, its SQL in
-``queries/``, and the retry policy in :mod:`mailer_service.policy`.
+The tick is in :mod:`mailer_service.relay`, its SQL in ``queries/``, and the
+retry policy in :mod:`mailer_service.policy`. The app that carries the
+database and Flask-Mail is :mod:`mailer_service.app`.
+
+Importing the package loads nothing more: ``outbox`` commands and the status
+page import their modules only, never Flask-Mail.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from typing import Any
 
-from flask import Flask
-from flask_mail import Mail
-from flask_sqlalchemy import SQLAlchemy
-
-from mailer_service.config import mailer_settings
-from outbox_contract.database import prepare_engine
-
-# The mailer's own extension objects. It maps no models: its SQL is in queries/.
-db = SQLAlchemy()
-mail = Mail()
+_FROM_APP = ("create_app", "db", "mail")  # still importable from the package
 
 
-def create_app(environ: Mapping[str, str] | None = None) -> Flask:
-    """Build the Flask app that carries the mailer's database and Flask-Mail."""
-    app = Flask(__name__)
-    app.config.update(mailer_settings(os.environ if environ is None else environ))
-    db.init_app(app)
-    with app.app_context():
-        prepare_engine(db.engine)
-    mail.init_app(app)
-    return app
+def __getattr__(name: str) -> Any:
+    """Load the app module on first use of ``create_app``, ``db`` or ``mail``."""
+    if name in _FROM_APP:
+        from mailer_service import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'mailer_service' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer_service import create_app, db
+from mailer_service.app import create_app, db
 from mailer_service.config import relay_settings
 from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
@@ -188,7 +188,9 @@ def main(once: bool) -> None:
     url = app.config["MAILER_LISTEN_URL"]
     if metrics_at is not None:
         try:
-            start_metrics_server(relay, metrics_at)
+            with app.app_context():
+                engine = db.engine
+            start_metrics_server(relay, engine, metrics_at)
         except OSError as err:
             click.echo(f"mailer-service: cannot serve metrics: {err}", err=True)
             sys.exit(1)

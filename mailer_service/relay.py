@@ -31,7 +31,8 @@ from flask import Flask
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer_service import db, metrics
+from mailer_service import metrics
+from mailer_service.app import db
 from mailer_service.claimer import Claimer, Prefetch
 from mailer_service.completer import Completer
 from mailer_service.config import RelaySettings

@@ -17,10 +17,10 @@ from socketserver import ThreadingMixIn
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from flask import Flask
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+from sqlalchemy import Engine
 
-from mailer_service import db, metrics
+from mailer_service import metrics
 from mailer_service.config import LEASE_TIMEOUT_RATIO, RelaySettings
 from mailer_service.metrics import Progress
 from mailer_service.pause import SmtpPause
@@ -39,7 +39,6 @@ class Observed(Protocol):
     A protocol rather than an import: the port never loads the engine.
     """
 
-    app: Flask
     settings: RelaySettings
     pause: SmtpPause
 
@@ -142,10 +141,13 @@ def serve_in_background(app: Any, host: str, port: int) -> WSGIServer:
     return server
 
 
-def start_metrics_server(relay: Observed, address: tuple[str, int]) -> WSGIServer:
-    """Serve the relay's metrics and health on ``address`` from a daemon thread."""
-    with relay.app.app_context():
-        engine = db.engine
+def start_metrics_server(
+    relay: Observed, engine: Engine, address: tuple[str, int]
+) -> WSGIServer:
+    """Serve the relay's metrics and health on ``address`` from a daemon thread.
+
+    The queue gauges ask the outbox through ``engine``, the mailer's own.
+    """
     registry = queue_registry(engine, RegistryView(REGISTRY))
     metrics.SMTP_PAUSED.set_function(lambda: float(relay.pause.active))
     app = MetricsApp(registry, metrics.PROGRESS, stale_after(relay.settings))

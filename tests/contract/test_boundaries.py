@@ -80,6 +80,16 @@ def test_import_contracts_hold_on_the_real_tree(tree: Path) -> None:
             "from signup_service.config import signup_settings",
             "Migrations use only the contract",
         ),
+        (
+            "mailer_service/admin.py",
+            "from mailer_service.app import create_app",
+            "The operator surfaces never load the delivery engine",
+        ),
+        (
+            "mailer_service/status_page.py",
+            "import flask_mail",
+            "The operator surfaces never load the delivery engine",
+        ),
     ],
 )
 def test_import_contracts_fail_when_a_boundary_is_crossed(
@@ -112,3 +122,37 @@ def test_importing_the_relay_loads_nothing_of_the_web_layer() -> None:
     assert "mailer_service.relay" in loaded  # the probe ran
     assert not {m for m in loaded if m.startswith("signup_service")}
     assert "email_validator" not in loaded
+
+
+def test_the_operator_tools_never_load_flask_mail() -> None:
+    """``outbox`` and the status page start without the delivery engine."""
+    probe = (
+        "import sys, mailer_service.admin, mailer_service.status_page, "
+        "mailer_service.web; "
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded = set(result.stdout.split())
+
+    assert "mailer_service.status_page" in loaded  # the probe ran
+    assert "flask_mail" not in loaded
+    assert "mailer_service.app" not in loaded
+    assert "mailer_service.smtp" not in loaded
+
+
+def test_the_package_still_offers_create_app_and_its_extensions() -> None:
+    import mailer_service
+    from mailer_service import app
+
+    assert mailer_service.create_app is app.create_app
+    assert mailer_service.db is app.db
+    assert mailer_service.mail is app.mail
+    with pytest.raises(AttributeError, match="no_such_name"):
+        mailer_service.no_such_name  # noqa: B018

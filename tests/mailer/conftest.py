@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from mailer_service import create_app, db
+from mailer_service.app import create_app, db
 from mailer_service.config import RelaySettings
 from mailer_service.relay import Relay
 from tests.support.databases import (

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import Engine, event, text
 
-from mailer_service import create_app as create_mailer_app
-from mailer_service import db as mailer_db
+from mailer_service.app import create_app as create_mailer_app
+from mailer_service.app import db as mailer_db
 from mailer_service.store import OutboxStore, load_queries
 from signup_service.database import db as signup_db
 from tests.support.databases import url_string

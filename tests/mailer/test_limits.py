@@ -11,8 +11,8 @@ from typing import NamedTuple
 import pytest
 from sqlalchemy import Engine, text
 
-from mailer_service import create_app as create_mailer_app
-from mailer_service import db as mailer_db
+from mailer_service.app import create_app as create_mailer_app
+from mailer_service.app import db as mailer_db
 from mailer_service.config import mailer_settings
 from mailer_service.limits import Throttle
 from mailer_service.store import OutboxStore
