@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from bench import database
 from bench.load import percentile
 from bench.messages import HTML, SUBJECT, TEXT
-from mailer_service.store import load_queries
+from mailer_service.sql import load_queries
 
 WARMUP_RUNS = 20  # unmeasured claims first: caches and plans settle
 # A rolled-back claim still leaves 20 dead row versions and their index
@@ -178,7 +178,7 @@ def measure_claim_cost(
     extra: dict[str, object] | None = None,
 ) -> ClaimCost:
     """Time the claim with ``pending`` rows, alone and behind ``history`` sent rows."""
-    clause = load_queries("postgresql")["claim_due"]
+    clause = load_queries("delivery_postgresql")["claim_due"]
     params = claim_params(clause, extra)
     with _side(admin_url) as empty, _side(admin_url) as full:
         _fill(empty.setup, "pending", pending, age=1.0)

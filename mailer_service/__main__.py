@@ -25,7 +25,6 @@ from mailer_service.config import relay_settings
 from mailer_service.listener import DueListener
 from mailer_service.relay import Relay
 from mailer_service.retention import redact_sent, redaction_key
-from mailer_service.store import load_queries
 from mailer_service.wakeup import Wakeup, deliver_when_woken
 from mailer_service.web import metrics_address, start_metrics_server
 from outbox_contract.logs import configure_logging as configure_root_logging
@@ -78,11 +77,8 @@ def add_retention_job(
     def redact_old_sent() -> None:
         """One retention run; a database error waits for the next run."""
         with app.app_context():
-            dialect = db.engine.dialect.name
             try:
-                redact_sent(
-                    db.engine, load_queries(f"admin_{dialect}"), days * DAY, key
-                )
+                redact_sent(db.engine, days * DAY, key)
             except SQLAlchemyError:
                 logger.exception("retention run failed", extra={"action": "redact"})
 

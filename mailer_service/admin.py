@@ -1,10 +1,11 @@
 """The ``outbox`` admin CLI: look at delivery state, retry failures, purge old rows.
 
 Run it as ``outbox --help`` (or ``python -m mailer_service.admin --help``) with
-the mailer's environment: it reads ``DATABASE_URL`` like the services do. Its SQL
-is in ``queries/admin_<dialect>.sql``; each statement is its own short
-transaction and touches only ``failed`` or ``sent`` rows, which no mailer writes,
-so every command is safe while mailers run.
+the mailer's environment: it reads ``DATABASE_URL`` like the services do. It
+reaches the database through :mod:`mailer_service.database` (SQL by purpose in
+``queries/``); each statement is its own short transaction and touches only
+``failed`` or ``sent`` rows, which no mailer writes, so every command is safe
+while mailers run.
 """
 
 from __future__ import annotations
@@ -17,17 +18,23 @@ from collections.abc import Callable
 import click
 
 from mailer_service.admin_controls import cancel, suppress, suppressions, unsuppress
-from mailer_service.admin_database import database as _database
 from mailer_service.admin_show import migrate, show
+from mailer_service.database import cli_database as _database
 from mailer_service.formatting import format_age
-from mailer_service.retention import recipient_hash, redact_sent, redaction_key
+from mailer_service.retention import (
+    DEFAULT_BATCH_SIZE,
+    purge_sent,
+    recipient_hash,
+    redact_sent,
+    redaction_key,
+)
 from outbox_contract.database import make_engine
 from outbox_contract.logs import configure_logging
 from outbox_contract.settings import ConfigError
+from outbox_contract.summary import read_summary
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PURGE_BATCH_SIZE = 1000  # rows deleted or redacted per transaction
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # seconds per duration unit
 _DURATION = re.compile(r"(\d+)([smhd])")
 
@@ -63,7 +70,7 @@ def old_sent_rows_options(
         command = click.option(
             "--batch-size",
             type=click.IntRange(min=1),
-            default=DEFAULT_PURGE_BATCH_SIZE,
+            default=DEFAULT_BATCH_SIZE,
             show_default=True,
             help=f"Rows {done} per transaction.",
         )(command)
@@ -100,8 +107,8 @@ def stats(as_json: bool) -> None:
     pending row has waited (a pending row is due once its available_at has
     passed), and the rows that failed in the last hour.
     """
-    with _database() as (engine, queries), engine.begin() as connection:
-        rows = [row._asdict() for row in connection.execute(queries["summary"])]
+    with _database() as (engine, _queries), engine.begin() as connection:
+        rows = read_summary(connection)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -180,19 +187,8 @@ def purge(older_than: int, batch_size: int) -> None:
     deleted, so it is safe to run while mailers work; on PostgreSQL rows locked
     by someone else are skipped rather than waited for.
     """
-    deleted = batches = 0
-    with _database() as (engine, queries):
-        while True:
-            with engine.begin() as connection:
-                count = connection.execute(
-                    queries["purge_sent_batch"],
-                    {"seconds": float(older_than), "batch_size": batch_size},
-                ).rowcount
-            deleted += count
-            batches += 1
-            if count < batch_size:
-                break
-    logger.info("purged sent rows", extra={"action": "purge", "count": deleted})
+    with _database() as (engine, _queries):
+        deleted, batches = purge_sent(engine, older_than, batch_size)
     click.echo(f"purged {deleted} sent rows in {batches} batch(es)")
 
 
@@ -209,10 +205,8 @@ def redact(older_than: int, batch_size: int) -> None:
     touched, never queued ones. MAILER_RETENTION_DAYS does this on a schedule.
     """
     key = _redaction_key()
-    with _database() as (engine, queries):
-        count, batches = redact_sent(
-            engine, queries, float(older_than), key, batch_size
-        )
+    with _database() as (engine, _queries):
+        count, batches = redact_sent(engine, float(older_than), key, batch_size)
     click.echo(f"redacted {count} sent rows in {batches} batch(es)")
 
 

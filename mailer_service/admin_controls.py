@@ -16,7 +16,7 @@ import logging
 import click
 from sqlalchemy.orm import Session
 
-from mailer_service.admin_database import database
+from mailer_service.database import cli_database as database
 from outbox_contract.cancel import cancel_email
 from outbox_contract.message import Address, MessageError
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from mailer_service.admin_database import database
+from mailer_service.database import cli_database as database
 from outbox_contract import migrate as outbox_migrate
 from outbox_contract.message import MessageError, StoredEnvelope
 

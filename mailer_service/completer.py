@@ -2,8 +2,8 @@
 
 Workers hand each answered attempt to :meth:`Completer.put` and go on to the
 next message. A thread writes what has gathered in one fenced statement per
-flush (``complete`` in queries/postgresql.sql), every FLUSH_SECONDS or as soon
-as FLUSH_ROWS are waiting, like River's jobcompleter.
+flush (``complete`` in queries/delivery_postgresql.sql), every FLUSH_SECONDS or
+as soon as FLUSH_ROWS are waiting, like River's jobcompleter.
 
 The backlog is bounded: when it is full (the database is slow or failing),
 ``put`` blocks, so SMTP workers stop sending rather than pile up mail that was

@@ -21,6 +21,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, redirect, r
 from sqlalchemy import Engine, TextClause
 from sqlalchemy.orm import Session
 
+from mailer_service.database import operator_queries
 from mailer_service.status_auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -29,7 +30,6 @@ from mailer_service.status_auth import (
     from_this_site,
     new_nonce,
 )
-from mailer_service.store import load_queries
 from outbox_contract.cancel import cancel_email
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ actions = Blueprint("actions", __name__)
 
 @dataclass(frozen=True)
 class Admin:
-    """What the actions need: the database, its admin SQL, and the gate."""
+    """What the actions need: the database, the operator SQL, and the gate."""
 
     engine: Engine
     queries: dict[str, TextClause]
@@ -62,7 +62,7 @@ class Admin:
 
 def init_app(app: Flask, engine: Engine, gate: Gate) -> None:
     """Turn the actions on for ``app``, guarded by ``gate``."""
-    queries = load_queries(f"admin_{engine.dialect.name}")
+    queries = operator_queries(engine.dialect.name)
     app.extensions[EXTENSION] = Admin(engine, queries, gate)
     app.register_blueprint(actions)
 

@@ -37,12 +37,13 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from mailer_service import status_actions
 from mailer_service.admin_show import describe
+from mailer_service.database import operator_queries
 from mailer_service.formatting import format_age
 from mailer_service.status_actions import DONE, MAX_ADDRESS_LENGTH, parse_row_id
 from mailer_service.status_auth import Gate, admin_token
-from mailer_service.store import load_queries
 from mailer_service.web import QuietHandler, ThreadingWSGIServer
 from outbox_contract.settings import ConfigError
+from outbox_contract.summary import read_summary
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ MINUTES = 60  # the chart's span, one bar pair per minute
 FAILURES_SHOWN = 20  # rows in "latest failures"
 LOOKUP_LIMIT = 50  # rows shown for one recipient
 MAX_FORM_BYTES = 16 * 1024  # a POST body; the forms here send a few hundred bytes
-# The admin SQL the row page shares with `outbox show` and `outbox suppressions`.
-ADMIN_QUERIES = ("show_row", "show_attachments", "show_attempts", "suppressions")
 
 # The chart's geometry, in SVG user units.
 CHART_WIDTH, CHART_HEIGHT = 720, 200
@@ -150,19 +149,14 @@ class StatusPage:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        dialect = engine.dialect.name
-        admin = load_queries(f"admin_{dialect}")
-        self.queries = {
-            **load_queries(f"status_{dialect}"),
-            **{name: admin[name] for name in ADMIN_QUERIES},
-        }
+        self.queries = operator_queries(engine.dialect.name)
 
     def read(self, recipient: str | None) -> dict[str, Any]:
         """Return everything the main page needs, read in one transaction."""
         q = self.queries
         found = suppressed = None
         with self.engine.connect() as connection:
-            summary = [row._asdict() for row in connection.execute(q["summary"])]
+            summary = read_summary(connection)
             minutes = connection.execute(q["per_minute"]).all()
             failures = connection.execute(
                 q["latest_failures"], {"limit": FAILURES_SHOWN}

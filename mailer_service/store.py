@@ -1,6 +1,6 @@
 """The mailer's only access to the outbox table: named SQL, one commit per call.
 
-The statements live in ``queries/<dialect>.sql`` as named blocks
+The statements live in ``queries/delivery_<dialect>.sql`` as named blocks
 (``-- name: claim_due --``). Every method here is one short transaction, so no
 transaction or row lock is ever held while the relay talks to SMTP.
 """
@@ -8,19 +8,14 @@ transaction or row lock is ever held while the relay talks to SMTP.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
 
-from sqlalchemy import Connection, CursorResult, Row, TextClause, bindparam, text
+from sqlalchemy import Connection, CursorResult, Row
 
-_BLOCK = re.compile(
-    r"^-- name: (\w+) --\n(?:--[^\n]*\n)*(.*?)(?=^-- name: |\Z)", re.M | re.S
-)
-_EXPANDING = ("ids", "addresses")  # parameters bound as lists: ``id IN :ids``
+from mailer_service.sql import load_queries
+
 # What a server said of each recipient it refused: address -> (code, reply).
 Refused = dict[str, tuple[int, str]]
 
@@ -73,22 +68,6 @@ class Completion:
         }
 
 
-@cache
-def load_queries(stem: str) -> dict[str, TextClause]:
-    """Return the named statements of ``queries/<stem>.sql``, e.g. ``sqlite``."""
-    source = files("mailer_service").joinpath("queries", f"{stem}.sql").read_text()
-    queries = {}
-    for name, body in _BLOCK.findall(source):
-        clause = text(body.strip().rstrip(";"))
-        expanding = [p for p in _EXPANDING if f":{p}" in body]
-        if expanding:
-            clause = clause.bindparams(
-                *(bindparam(p, expanding=True) for p in expanding)
-            )
-        queries[name] = clause
-    return queries
-
-
 class OutboxStore:
     """Claims, leases and finishes outbox rows on behalf of one worker."""
 
@@ -102,7 +81,14 @@ class OutboxStore:
         self.connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
-        self.queries = load_queries(connection.dialect.name)
+        dialect = connection.dialect.name
+        # The suppression check is the status page's too: one statement, kept
+        # with the other reads in inspect_<dialect>.sql.
+        shared = load_queries(f"inspect_{dialect}")["suppressed_among"]
+        self.queries = {
+            **load_queries(f"delivery_{dialect}"),
+            "suppressed_among": shared,
+        }
 
     def claim_due_rows(self, batch_size: int) -> list[ClaimedRow]:
         """Lease up to ``batch_size`` due rows to this worker and commit."""

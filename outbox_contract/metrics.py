@@ -15,15 +15,13 @@ from collections.abc import Iterable, Iterator
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from outbox_contract.database import first_line
+from outbox_contract.summary import read_summary
 
 logger = logging.getLogger(__name__)
-
-# Portable SQL: the view has the same columns on PostgreSQL and SQLite.
-SUMMARY = text("SELECT status, total, oldest_due_age_seconds FROM outbox_summary")
 
 
 def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
@@ -60,7 +58,7 @@ class QueueCollector(Collector):
         rows_family, oldest, up = _families()
         try:
             with self.engine.connect() as connection:
-                summary = connection.execute(SUMMARY).all()
+                summary = read_summary(connection)
         except SQLAlchemyError as err:
             # One scrape fails and the process metrics still go out with it. The
             # driver's first line names the problem; a traceback per scrape
@@ -73,10 +71,10 @@ class QueueCollector(Collector):
             up.add_metric([], 0)
             yield up
             return
-        for status, total, oldest_due_age in summary:
-            rows_family.add_metric([status], total)
-            if status == "pending":
-                oldest.add_metric([], oldest_due_age or 0)
+        for row in summary:
+            rows_family.add_metric([row["status"]], row["total"])
+            if row["status"] == "pending":
+                oldest.add_metric([], row["oldest_due_age_seconds"] or 0)
         up.add_metric([], 1)
         yield from (rows_family, oldest, up)
 

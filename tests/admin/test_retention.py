@@ -8,7 +8,6 @@ from datetime import timedelta
 from sqlalchemy import URL, Engine, bindparam, text
 
 from mailer_service.retention import recipient_hash, redact_sent
-from mailer_service.store import load_queries
 from outbox_contract.schema import Timestamp
 from tests.support.admin import outbox
 from tests.support.delivery_states import CC_ADA, ROWS, USERS, seed_every_state
@@ -58,9 +57,7 @@ def test_redact_leaves_recent_sent_rows_alone(database_url: URL, engine: Engine)
 
 def test_redact_in_batches_until_done(database_url: URL, engine: Engine):
     seed_every_state(engine)
-    queries = load_queries(f"admin_{engine.dialect.name}")
-
-    rows, batches = redact_sent(engine, queries, 3600.0, KEY.encode(), batch_size=1)
+    rows, batches = redact_sent(engine, 3600.0, KEY.encode(), batch_size=1)
 
     assert (rows, batches) == (1, 2)
 

@@ -24,7 +24,7 @@ from bench.load import LoadResult
 from bench.report import Results, render
 from bench.signup_floor import FloorComparison
 from bench.throughput import Drain, MailerFigures
-from mailer_service.store import load_queries
+from mailer_service.sql import load_queries
 from tests.conftest import url_string
 
 
@@ -166,7 +166,7 @@ def test_attachment_cost_is_zero_when_a_rate_is_undefined() -> None:
 
 
 def test_claim_params_bind_exactly_what_the_claim_names() -> None:
-    clause = load_queries("postgresql")["claim_due"]
+    clause = load_queries("delivery_postgresql")["claim_due"]
     params = claim_params(clause, {"unused": 1})
     assert set(params) == set(clause.compile().params)
     assert "unused" not in params

@@ -156,3 +156,17 @@ def test_the_package_still_offers_create_app_and_its_extensions() -> None:
     assert mailer_service.mail is app.mail
     with pytest.raises(AttributeError, match="no_such_name"):
         mailer_service.no_such_name  # noqa: B018
+
+
+def test_rows_per_status_is_read_by_one_statement() -> None:
+    """The gauges, `outbox stats` and the status page share one summary query."""
+    readers = sorted(
+        str(path.relative_to(ROOT))
+        for package in ("outbox_contract", "mailer_service", "signup_service")
+        for path in (ROOT / package).rglob("*")
+        if path.suffix in (".py", ".sql")
+        and "migrations" not in path.parts
+        and "FROM outbox_summary" in path.read_text()
+    )
+
+    assert readers == ["outbox_contract/summary.py"]

@@ -16,7 +16,8 @@ from sqlalchemy import Engine, event, text
 
 from mailer_service.app import create_app as create_mailer_app
 from mailer_service.app import db as mailer_db
-from mailer_service.store import OutboxStore, load_queries
+from mailer_service.sql import load_queries
+from mailer_service.store import OutboxStore
 from signup_service.database import db as signup_db
 from tests.support.databases import url_string
 from tests.support.outbox import outbox_rows, seed_outbox
@@ -48,7 +49,7 @@ def test_the_hold_marker_alone_commits_synchronously(database_url, engine):
     [row_id] = seed_outbox(engine, 1)
     mailer = create_mailer_app({"DATABASE_URL": url_string(database_url)})
     with mailer.app_context():
-        mark_started = load_queries("postgresql")["mark_started"]
+        mark_started = load_queries("delivery_postgresql")["mark_started"]
         marker = str(mark_started.compile(dialect=mailer_db.engine.dialect))
         with mailer_db.engine.connect() as connection:
             store = OutboxStore(connection, "w", 30)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, text
 
-from mailer_service.store import OutboxStore, load_queries
+from mailer_service.sql import load_queries
+from mailer_service.store import OutboxStore
 from tests.support.outbox import seed_outbox
 
 POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -49,7 +50,7 @@ def test_the_marker_turns_synchronous_commit_on_inside_its_transaction(engine):
     has nothing to make durable.)
     """
     seed_outbox(engine, 1)
-    marker = load_queries("postgresql")["mark_started"]
+    marker = load_queries("delivery_postgresql")["mark_started"]
     with engine.connect() as claimer:
         [row] = OutboxStore(claimer, "w", 60).claim_due_rows(1)
     with engine.connect() as connection:

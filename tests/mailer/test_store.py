@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from mailer_service.store import Completion, OutboxStore, load_queries
+from mailer_service.sql import load_queries
+from mailer_service.store import Completion, OutboxStore
 from tests.support import ROOT
 from tests.support.outbox import LONG_AGO, outbox_rows, seed_outbox, set_timestamp
 
@@ -35,6 +36,7 @@ POSTGRESQL_ONLY = ["take_send_turn", "take_connection_slot", "give_connection_sl
 # unnest() inside WITH); SQLite cannot, so it has one statement per result and
 # writes the attempt row separately.
 POSTGRESQL_BATCH = ["complete"]
+CLAIM_DUE = load_queries("delivery_postgresql")["claim_due"]
 SQLITE_ONLY = ["mark_sent", "mark_retry", "mark_failed", "mark_suppressed"]
 SQLITE_ONLY += ["record_attempt"]
 
@@ -54,12 +56,26 @@ def test_both_dialects_define_the_same_statements():
     names = {
         path.stem: re.findall(r"^-- name: (\w+) --$", path.read_text(), re.M)
         for path in QUERIES.glob("*.sql")
-        if path.stem in ("postgresql", "sqlite")
+        if path.stem.startswith("delivery_")
     }
-    sqlite = [n for n in names["sqlite"] if n not in SQLITE_ONLY]
-    postgresql = [n for n in names["postgresql"] if n not in POSTGRESQL_BATCH]
+    sqlite = [n for n in names["delivery_sqlite"] if n not in SQLITE_ONLY]
+    postgresql = [n for n in names["delivery_postgresql"] if n not in POSTGRESQL_BATCH]
     assert postgresql == sqlite + POSTGRESQL_ONLY
-    assert set(load_queries("sqlite")) == set(names["sqlite"])
+    assert set(load_queries("delivery_sqlite")) == set(names["delivery_sqlite"])
+
+
+@pytest.mark.parametrize("purpose", ["inspect", "repair", "retention"])
+def test_operator_sql_defines_the_same_statements_on_both_dialects(purpose):
+    names = {
+        dialect: re.findall(
+            r"^-- name: (\w+) --$",
+            (QUERIES / f"{purpose}_{dialect}.sql").read_text(),
+            re.M,
+        )
+        for dialect in ("postgresql", "sqlite")
+    }
+    assert names["postgresql"] == names["sqlite"]
+    assert names["postgresql"]  # the file is there and has statements
 
 
 def test_claim_leases_due_rows_to_the_worker(stores, engine):
@@ -201,7 +217,7 @@ def test_claim_uses_the_due_index(engine, database_url):
     with engine.connect() as connection:
         connection.execute(text("SET enable_seqscan = off"))
         plan = connection.execute(
-            text("EXPLAIN " + str(load_queries("postgresql")["claim_due"])),
+            text(f"EXPLAIN {CLAIM_DUE}"),
             {"worker_id": "x", "lease_seconds": 1, "batch_size": 5},
         ).scalars()
         plan_text = "\n".join(plan)
@@ -225,7 +241,7 @@ def test_claim_reads_its_batch_off_the_index_without_sorting_the_backlog(engine)
         connection.execute(text("ANALYZE outbox"))
         plan = "\n".join(
             connection.execute(
-                text("EXPLAIN " + str(load_queries("postgresql")["claim_due"])),
+                text(f"EXPLAIN {CLAIM_DUE}"),
                 {"worker_id": "x", "lease_seconds": 1, "batch_size": 20},
             ).scalars()
         )

@@ -102,12 +102,6 @@ SET status = 'pending',
     locked_until = NULL
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
 
--- name: suppressed_among --
--- Which of :addresses (lower-cased) are on the suppression list.
-SELECT address
-FROM outbox_suppressions
-WHERE address IN :addresses;
-
 -- name: suppress_bounced --
 -- A hard bounce: never give this address to SMTP again (until lifted).
 INSERT INTO outbox_suppressions (address, reason, smtp_code, enhanced_code, detail)

@@ -1,6 +1,7 @@
 -- The mailer's SQL for the embedded SQLite demo: the same statements as
--- postgresql.sql, fenced the same way. SQLite has one writer at a time, so the
--- claim needs no SKIP LOCKED; replica safety is a PostgreSQL promise.
+-- delivery_postgresql.sql, fenced the same way. SQLite has one writer at a
+-- time, so the claim needs no SKIP LOCKED; replica safety is a PostgreSQL
+-- promise.
 -- Times are UTC text with milliseconds, from SQLite's own clock.
 
 -- name: claim_due --
@@ -121,12 +122,6 @@ SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL
 WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
-
--- name: suppressed_among --
--- Which of :addresses (lower-cased) are on the suppression list.
-SELECT address
-FROM outbox_suppressions
-WHERE address IN :addresses;
 
 -- name: suppress_bounced --
 -- A hard bounce: never give this address to SMTP again (until lifted).

@@ -1,0 +1,61 @@
+-- Retention, for PostgreSQL: `outbox purge` deletes old sent rows and
+-- `outbox redact` (or MAILER_RETENTION_DAYS) blanks them, a batch per
+-- transaction (mailer_service/retention.py). Only 'sent' rows, which no
+-- mailer writes to, so both are safe while mailers run.
+
+-- name: purge_sent_batch --
+-- Delete up to :batch_size sent rows delivered more than :seconds ago; rows another
+-- session has locked are skipped, so a purge never waits on anyone.
+DELETE FROM outbox
+WHERE id IN (
+    SELECT id
+    FROM outbox
+    WHERE status = 'sent'
+      AND sent_at < now() - make_interval(secs => :seconds)
+    ORDER BY id
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: redactable_batch --
+-- Up to :batch_size sent rows delivered more than :seconds ago, not yet redacted.
+-- Only 'sent' rows are ever chosen: queued mail is never touched.
+SELECT id, recipient
+FROM outbox
+WHERE status = 'sent'
+  AND sent_at < now() - make_interval(secs => :seconds)
+  AND recipient_hash IS NULL
+ORDER BY id
+LIMIT :batch_size
+FOR UPDATE SKIP LOCKED;
+
+-- name: redact_row --
+-- Blank the body and every address of one sent row (the whole message's JSON and
+-- the refused recipients too), keeping a keyed hash of the first address.
+UPDATE outbox
+SET recipient = '',
+    body_text = '',
+    body_html = NULL,
+    message = NULL,
+    refused = NULL,
+    last_error = NULL,
+    recipient_hash = :recipient_hash
+WHERE id = :id AND status = 'sent';
+
+-- name: redact_attachments --
+-- Attachments are message content: a redacted row keeps none.
+DELETE FROM outbox_attachments
+WHERE outbox_id = :id;
+
+-- name: redact_history --
+-- SMTP replies quote recipients: blank each attempt's error text and refusals,
+-- keeping when, who, the result and the codes.
+UPDATE outbox_attempts
+SET error = NULL,
+    refused = NULL
+WHERE outbox_id = :id;
+
+-- name: redact_suppressions --
+-- Suppression entries are addresses: they last as long as the retention does.
+DELETE FROM outbox_suppressions
+WHERE created_at < now() - make_interval(secs => :seconds);
