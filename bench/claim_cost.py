@@ -31,7 +31,7 @@ WARMUP_RUNS = 20  # unmeasured claims first: caches and plans settle
 VACUUM_EVERY = 25  # runs
 # What the mailer binds by default (MAILER_BATCH_SIZE, MAILER_LEASE_SECONDS).
 DEFAULT_PARAMS: dict[str, object] = {
-    "worker_id": "bench-claim",
+    "mailer_id": "bench-claim",
     "batch_size": 20,  # rows per claim
     "lease_seconds": 120.0,  # seconds
 }

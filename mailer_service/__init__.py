@@ -1,7 +1,7 @@
 """The mailer service: a separate process that relays the outbox to SMTP.
 
 Run it with ``python -m mailer_service`` (or the ``mailer-service`` script).
-The tick is in :mod:`mailer_service.relay`, its SQL in ``queries/``, and the
+The tick is in :mod:`mailer_service.mailer`, its SQL in ``queries/``, and the
 retry policy in :mod:`mailer_service.policy`. The app that carries the
 database and Flask-Mail is :mod:`mailer_service.app`.
 

@@ -1,4 +1,4 @@
-"""`python -m mailer_service`: run the relay under APScheduler until a signal.
+"""`python -m mailer_service`: run the mailer under APScheduler until a signal.
 
 APScheduler is the clock: it rings the wake-up every poll interval and runs
 retention. The listener rings it on NOTIFY. The delivery thread runs a tick
@@ -21,9 +21,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer_service.app import create_app, db
-from mailer_service.config import relay_settings
+from mailer_service.config import load_mailer_settings
 from mailer_service.listener import DueListener
-from mailer_service.relay import Relay
+from mailer_service.mailer import Mailer
 from mailer_service.retention import redact_sent, redaction_key
 from mailer_service.wakeup import Wakeup, deliver_when_woken
 from mailer_service.web import metrics_address, start_metrics_server
@@ -32,7 +32,7 @@ from outbox_contract.settings import ConfigError
 
 logger = logging.getLogger("mailer_service")
 
-JOB_ID = "relay"
+JOB_ID = "mailer"
 RING_INSTANCES = 10  # rings of the poll that may run at once (a ring is instant)
 RETENTION_EVERY = 3600  # seconds between retention runs
 DAY = 86400  # seconds
@@ -93,12 +93,14 @@ def add_retention_job(
     )
 
 
-def start_listener(relay: Relay, wakeup: Wakeup, url: URL | None) -> DueListener | None:
+def start_listener(
+    mailer: Mailer, wakeup: Wakeup, url: URL | None
+) -> DueListener | None:
     """Ring ``wakeup`` on every committed INSERT (PostgreSQL only)."""
     if url is None:
         return None  # SQLite has no LISTEN/NOTIFY: the poll interval is all
-    listener = DueListener(url, wakeup.ring, relay.worker_id)
-    relay.on_idle = listener.idle
+    listener = DueListener(url, wakeup.ring, mailer.mailer_id)
+    mailer.on_idle = listener.idle
     listener.start()
     return listener
 
@@ -118,7 +120,7 @@ def block_stop_signals() -> None:
 
 
 def stop_on_signals(
-    relay: Relay,
+    mailer: Mailer,
     scheduler: BlockingScheduler | None,
     listener: DueListener | None = None,
     wakeup: Wakeup | None = None,
@@ -135,7 +137,7 @@ def stop_on_signals(
         """Wait for a stop signal; stop claiming, the listener and the scheduler."""
         signum = signal.sigwait(STOP_SIGNALS)
         logger.info("received %s; stopping", signal.Signals(signum).name)
-        relay.stop()
+        mailer.stop()
         if wakeup is not None:
             wakeup.ring()  # the delivery loop sees the stop at once
         if listener is not None:
@@ -164,18 +166,18 @@ def main(once: bool) -> None:
     block_stop_signals()
     try:
         configure_logging()
-        settings = relay_settings()
+        settings = load_mailer_settings()
         app = create_app()
         key = redaction_key() if settings.retention_days else None
         metrics_at = metrics_address()
     except ConfigError as err:
         click.echo(f"mailer-service: configuration error: {err}", err=True)
         sys.exit(2)
-    relay = Relay(app, settings)
+    mailer = Mailer(app, settings)
     if once:
-        stop_on_signals(relay, None)
-        relay.run_tick()
-        relay.join()
+        stop_on_signals(mailer, None)
+        mailer.run_tick()
+        mailer.join()
         return
     wakeup = Wakeup()
     scheduler = build_scheduler(wakeup, settings.poll_interval)
@@ -186,19 +188,19 @@ def main(once: bool) -> None:
         try:
             with app.app_context():
                 engine = db.engine
-            start_metrics_server(relay, engine, metrics_at)
+            start_metrics_server(mailer, engine, metrics_at)
         except OSError as err:
             click.echo(f"mailer-service: cannot serve metrics: {err}", err=True)
             sys.exit(1)
-    listener = start_listener(relay, wakeup, url)
+    listener = start_listener(mailer, wakeup, url)
     delivery = threading.Thread(
-        target=deliver_when_woken, args=(relay, wakeup), name="delivery"
+        target=deliver_when_woken, args=(mailer, wakeup), name="delivery"
     )
     delivery.start()
-    stop_on_signals(relay, scheduler, listener, wakeup)
+    stop_on_signals(mailer, scheduler, listener, wakeup)
     logger.info(
         "mailer %s: %d SMTP connections, %s, batch %d, lease %gs, SMTP %s:%s",
-        relay.worker_id,
+        mailer.mailer_id,
         settings.concurrency,
         f"woken on commit, polling every {settings.poll_interval:g}s"
         if listener
@@ -211,11 +213,11 @@ def main(once: bool) -> None:
     )
     scheduler.start()
     delivery.join()
-    relay.join()
+    mailer.join()
     if listener is not None:
         # Let it leave outbox_waiters, so producers stop notifying for us.
         listener.join(timeout=LISTENER_EXIT_SECONDS)
-    logger.info("mailer %s stopped", relay.worker_id, extra={"action": "stop"})
+    logger.info("mailer %s stopped", mailer.mailer_id, extra={"action": "stop"})
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ class Claimer:
     def keep_lease(self, row_id: int) -> bool:
         """Make sure half a lease is left on ``row_id``, renewing if need be.
 
-        False if another worker has taken the row (its lease ran out).
+        False if another mailer has taken the row (its lease ran out).
         """
         if time.monotonic() - self.renewed_at > self.store.lease_seconds / 2:
             self._renew()
@@ -283,7 +283,7 @@ class Claimer:
             self.store.give_connection_slot(lock_class, slot)
 
     def _renew(self) -> None:
-        """Extend the lease of the held rows; forget those another worker took."""
+        """Extend the lease of the held rows; forget those another mailer took."""
         with self._lock:
             with self._held_lock:
                 ids = sorted(self.held)

@@ -44,9 +44,9 @@ def backlog_for(concurrency: int) -> int:
 class Completer:
     """A bounded backlog of outcomes and the thread that writes them in batches."""
 
-    def __init__(self, outcomes: Outcomes, worker_id: str, concurrency: int) -> None:
+    def __init__(self, outcomes: Outcomes, mailer_id: str, concurrency: int) -> None:
         self.outcomes = outcomes
-        self.worker_id = worker_id
+        self.mailer_id = mailer_id
         self.backlog = backlog_for(concurrency)
         self.flush_rows = min(FLUSH_ROWS, self.backlog)  # write at once at this many
         self.error: SQLAlchemyError | None = None  # the last failed write's error
@@ -139,12 +139,12 @@ class Completer:
         """Write one batch, fenced, then report each outcome."""
         completions = [self.outcomes.completion(done) for done in batch]
         with engine.connect() as connection:
-            store = OutboxStore(connection, self.worker_id, lease_seconds)
+            store = OutboxStore(connection, self.mailer_id, lease_seconds)
             owned = store.complete(completions)
             metrics.COMPLETER_BATCH_ROWS.observe(len(batch))
             for done, completion in zip(batch, completions, strict=True):
                 self.outcomes.written(
-                    store, done, completion, done.row.id in owned, self.worker_id
+                    store, done, completion, done.row.id in owned, self.mailer_id
                 )
 
     def _failed(self, err: SQLAlchemyError, failures: int) -> None:
@@ -153,7 +153,7 @@ class Completer:
             self.error = err  # SMTP workers wait until a write works again
             self._changed.notify_all()  # ... and the tick stops waiting to claim
         metrics.DATABASE_ERRORS.inc()
-        extra = {"action": "complete_failed", "worker_id": self.worker_id}
+        extra = {"action": "complete_failed", "mailer_id": self.mailer_id}
         if failures == 1:
             logger.exception("could not write outcomes; retrying", extra=extra)
         else:

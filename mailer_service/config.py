@@ -42,12 +42,12 @@ AMBIGUOUS_POLICIES = ("resend", "hold")  # MAILER_ON_AMBIGUOUS; the first is def
 ASYNC_COMMIT_OPTION = "-c synchronous_commit=off"
 
 # One message's send is a handful of SMTP commands, each bounded by MAIL_TIMEOUT;
-# the lease must outlast it, or another worker could take the row mid-send.
+# the lease must outlast it, or another mailer could take the row mid-send.
 LEASE_TIMEOUT_RATIO = 4
 
 
 @dataclass(frozen=True)
-class RelaySettings:
+class MailerSettings:
     """The tunables of the delivery loop, in seconds where they are times."""
 
     mail_timeout: float = DEFAULT_MAIL_TIMEOUT
@@ -65,9 +65,9 @@ class RelaySettings:
     suppress_hard_bounces: bool = True  # a 5.1.x bounce adds the address to the list
 
 
-def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
+def load_mailer_settings(environ: Mapping[str, str] = os.environ) -> MailerSettings:
     """Parse and check ``MAIL_TIMEOUT`` and the ``MAILER_*`` variables."""
-    settings = RelaySettings(
+    settings = MailerSettings(
         mail_timeout=parse_positive(environ, "MAIL_TIMEOUT", DEFAULT_MAIL_TIMEOUT),
         poll_interval=parse_positive(
             environ, "MAILER_POLL_INTERVAL", DEFAULT_POLL_INTERVAL
@@ -116,11 +116,11 @@ def relay_settings(environ: Mapping[str, str] = os.environ) -> RelaySettings:
 def mailer_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Return the Flask config of the mailer app (database and Flask-Mail)."""
     url = database_url(environ)
-    relay = relay_settings(environ)
+    mailer = load_mailer_settings(environ)
     if url.get_backend_name() != "postgresql":
         fleet_wide = ("MAILER_RATE_LIMIT", "MAILER_MAX_CONNECTIONS")
         for name, value in zip(
-            fleet_wide, (relay.rate_limit, relay.max_connections), strict=True
+            fleet_wide, (mailer.rate_limit, mailer.max_connections), strict=True
         ):
             if value is not None:
                 raise ConfigError(f"{name} needs PostgreSQL (DATABASE_URL)")

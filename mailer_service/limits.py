@@ -107,7 +107,7 @@ class Throttle:
                 self.recover_at = now + THROTTLE_RECOVERY
             return self.senders
 
-    def slow_down(self, worker_id: str) -> None:
+    def slow_down(self, mailer_id: str) -> None:
         """Halve the senders (at least one) after the server said "too many"."""
         with self._lock:
             self.senders = max(1, self.senders // 2)
@@ -115,5 +115,5 @@ class Throttle:
         logger.warning(
             "SMTP server asked to slow down; %d SMTP connection(s) for now",
             self.senders,
-            extra={"action": "throttle", "worker_id": worker_id},
+            extra={"action": "throttle", "mailer_id": mailer_id},
         )

@@ -60,10 +60,10 @@ class DueListener(threading.Thread):
     """Calls ``wake`` when rows are inserted, and after every (re)connect."""
 
     def __init__(
-        self, url: URL, wake: Callable[[], None], worker_id: str = "mailer"
+        self, url: URL, wake: Callable[[], None], mailer_id: str = "mailer"
     ) -> None:
         super().__init__(name="outbox-listener", daemon=True)
-        self.worker_id = worker_id
+        self.mailer_id = mailer_id
         self.conninfo = libpq_conninfo(url)
         self.connect_args = {
             "application_name": APPLICATION_NAME,
@@ -139,7 +139,7 @@ class DueListener(threading.Thread):
 
     def _register(self, connection: psycopg.Connection) -> None:
         """Wait in outbox_waiters, then look once more for rows it came too late for."""
-        connection.execute(REGISTER, (self.worker_id,))
+        connection.execute(REGISTER, (self.mailer_id,))
         self.waiting.set()
         if not self._stop_event.wait(REGISTER_SETTLE):
             self.wake()

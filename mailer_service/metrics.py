@@ -1,6 +1,6 @@
 """The mailer's Prometheus metrics, and the progress that ``/healthz`` judges.
 
-The relay, the lease, the pause and the outcome writer call the small hooks
+The mailer, the lease, the pause and the outcome writer call the small hooks
 below where each event happens; :mod:`mailer_service.web` serves the result.
 Labels are bounded: a result is one of three words and a reply code one of
 at most 900, never a recipient or an id (those go to the log line).
@@ -78,11 +78,11 @@ LEASE_RENEWALS = Counter(
 )
 LEASES_LOST = Counter(
     "mailer_leases_lost",
-    "Rows skipped before sending because another worker had taken them.",
+    "Rows skipped before sending because another mailer had taken them.",
 )
 FENCED_OUT = Counter(
     "mailer_fenced_out_writes",
-    "Outcome writes refused because another worker had taken the row.",
+    "Outcome writes refused because another mailer had taken the row.",
 )
 SMTP_PAUSES = Counter(
     "mailer_smtp_pauses", "Pauses in claiming after an SMTP connection failed."

@@ -59,7 +59,7 @@ class Outcomes:
         done: Finished,
         completion: Completion,
         owned: bool,
-        worker_id: str,
+        mailer_id: str,
     ) -> None:
         """Update the suppression list, count and log one outcome just written."""
         row, outcome, took = done.row, done.attempt, done.took
@@ -76,7 +76,7 @@ class Outcomes:
             "result": result,
             "code": code,
             "latency_ms": round(took * 1000),
-            "worker_id": worker_id,
+            "mailer_id": mailer_id,
         }
         if completion.refused and failure is None:
             fields["refused"] = len(completion.refused)  # how many, never who
@@ -91,7 +91,7 @@ class Outcomes:
             )
         if not owned:
             logger.warning(
-                "outbox_id=%d was taken by another worker; outcome not recorded",
+                "outbox_id=%d was taken by another mailer; outcome not recorded",
                 row.id,
                 extra={"action": "fenced_out", "outbox_id": row.id},
             )

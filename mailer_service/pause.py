@@ -34,7 +34,7 @@ class SmtpPause:
         """Tell whether claims are paused right now."""
         return time.monotonic() < self.until
 
-    def connection_failed(self, worker_id: str) -> None:
+    def connection_failed(self, mailer_id: str) -> None:
         """Start (or lengthen) the pause; a failure during a pause changes nothing."""
         with self._lock:
             if self.active:
@@ -45,7 +45,7 @@ class SmtpPause:
         logger.warning(
             "SMTP connection failed; no claims for %.1fs",
             self.length,
-            extra={"action": "smtp_pause", "worker_id": worker_id},
+            extra={"action": "smtp_pause", "mailer_id": mailer_id},
         )
 
     def connection_worked(self) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from mailer_service import metrics
 from mailer_service.claimer import Claimer, Prefetch, Work
 from mailer_service.completer import Completer
-from mailer_service.config import RelaySettings
+from mailer_service.config import MailerSettings
 from mailer_service.limits import ConnectionSlots, SendRate, Throttle
 from mailer_service.outcomes import Finished
 from mailer_service.pause import SmtpPause
@@ -35,8 +35,8 @@ AMBIGUOUS = (
 class SmtpWorkers:
     """What the SMTP workers of one mailer share; :meth:`run` is one worker."""
 
-    settings: RelaySettings
-    worker_id: str
+    settings: MailerSettings
+    mailer_id: str
     stopping: threading.Event
     pause: SmtpPause
     throttle: Throttle
@@ -91,8 +91,8 @@ class SmtpWorkers:
             self.pause.connection_worked()
             return False
         if failure.slow_down:
-            self.throttle.slow_down(self.worker_id)
-        self.pause.connection_failed(self.worker_id)
+            self.throttle.slow_down(self.mailer_id)
+        self.pause.connection_failed(self.mailer_id)
         return True
 
     def attempt(

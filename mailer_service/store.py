@@ -2,7 +2,7 @@
 
 The statements live in ``queries/delivery_<dialect>.sql`` as named blocks
 (``-- name: claim_due --``). Every method here is one short transaction, so no
-transaction or row lock is ever held while the relay talks to SMTP.
+transaction or row lock is ever held while the mailer talks to SMTP.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ Refused = dict[str, tuple[int, str]]
 
 @dataclass(frozen=True)
 class ClaimedRow:
-    """An outbox row leased to this worker, with what it takes to send it."""
+    """An outbox row leased to this mailer, with what it takes to send it."""
 
     id: int
     recipient: str
@@ -69,17 +69,17 @@ class Completion:
 
 
 class OutboxStore:
-    """Claims, leases and finishes outbox rows on behalf of one worker."""
+    """Claims, leases and finishes outbox rows on behalf of one mailer."""
 
     def __init__(
-        self, connection: Connection, worker_id: str, lease_seconds: float
+        self, connection: Connection, mailer_id: str, lease_seconds: float
     ) -> None:
         # One connection for the store's life: checking one out of the pool (and
         # pinging it) for every outcome would double the round trips per message.
         # Every statement here is a transaction of its own, so autocommit: one
         # round trip each, instead of BEGIN, the statement and COMMIT.
         self.connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        self.worker_id = worker_id
+        self.mailer_id = mailer_id
         self.lease_seconds = lease_seconds
         dialect = connection.dialect.name
         # The suppression check is the status page's too: one statement, kept
@@ -91,7 +91,7 @@ class OutboxStore:
         }
 
     def claim_due_rows(self, batch_size: int) -> list[ClaimedRow]:
-        """Lease up to ``batch_size`` due rows to this worker and commit."""
+        """Lease up to ``batch_size`` due rows to this mailer and commit."""
         result = self._run(
             "claim_due", batch_size=batch_size, lease_seconds=self.lease_seconds
         )
@@ -101,7 +101,7 @@ class OutboxStore:
         return sorted(rows, key=lambda r: (r.priority, r.due_epoch, r.id))
 
     def extend_leases(self, ids: list[int]) -> set[int]:
-        """Renew the lease on ``ids``; return those this worker still holds."""
+        """Renew the lease on ``ids``; return those this mailer still holds."""
         if not ids:
             return set()
         result = self._run("extend_leases", ids=ids, lease_seconds=self.lease_seconds)
@@ -195,7 +195,7 @@ class OutboxStore:
         """Execute one named statement as its own (autocommitted) transaction."""
         # A DML statement always yields a CursorResult, with rowcount.
         result: CursorResult = self.connection.execute(
-            self.queries[name], {"worker_id": self.worker_id, **params}
+            self.queries[name], {"mailer_id": self.mailer_id, **params}
         )
         rows = list(result.all()) if result.returns_rows else None
         return _Result(rows, result.rowcount)

@@ -13,7 +13,7 @@ import logging
 import threading
 
 from mailer_service import metrics
-from mailer_service.relay import Relay
+from mailer_service.mailer import Mailer
 
 logger = logging.getLogger(__name__)
 
@@ -35,15 +35,15 @@ class Wakeup:
         return rung
 
 
-def deliver_when_woken(relay: Relay, wakeup: Wakeup) -> None:
-    """Run a tick per ring until the relay stops: the delivery thread's loop."""
-    while not relay.stopping:
+def deliver_when_woken(mailer: Mailer, wakeup: Wakeup) -> None:
+    """Run a tick per ring until the mailer stops: the delivery thread's loop."""
+    while not mailer.stopping:
         wakeup.take()
-        if relay.stopping:
+        if mailer.stopping:
             break
         metrics.TICKS.inc()
         try:
-            relay.run_tick()
+            mailer.run_tick()
         except Exception:  # a bug: log it, and let the next ring try again
             logger.exception("tick failed", extra={"action": "tick_crashed"})
         # A finished tick is progress, even an idle one; a wedged one never ends.

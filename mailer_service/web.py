@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 from sqlalchemy import Engine
 
 from mailer_service import metrics
-from mailer_service.config import LEASE_TIMEOUT_RATIO, RelaySettings
+from mailer_service.config import LEASE_TIMEOUT_RATIO, MailerSettings
 from mailer_service.metrics import Progress
 from mailer_service.pause import SmtpPause
 from outbox_contract.metrics import RegistryView, queue_registry
@@ -34,12 +34,12 @@ STALE_ROUNDS = 3  # /healthz fails after this many rounds without progress
 
 
 class Observed(Protocol):
-    """What the metrics port reads of the delivery loop (``relay.Relay``).
+    """What the metrics port reads of the delivery loop (``mailer.Mailer``).
 
     A protocol rather than an import: the port never loads the engine.
     """
 
-    settings: RelaySettings
+    settings: MailerSettings
     pause: SmtpPause
 
 
@@ -61,7 +61,7 @@ def metrics_address(
     return host, port
 
 
-def stale_after(settings: RelaySettings) -> float:
+def stale_after(settings: MailerSettings) -> float:
     """Return the seconds without progress after which the mailer counts as wedged.
 
     A round is a poll interval, or one message's worst-case send (the bound the
@@ -142,15 +142,15 @@ def serve_in_background(app: Any, host: str, port: int) -> WSGIServer:
 
 
 def start_metrics_server(
-    relay: Observed, engine: Engine, address: tuple[str, int]
+    mailer: Observed, engine: Engine, address: tuple[str, int]
 ) -> WSGIServer:
-    """Serve the relay's metrics and health on ``address`` from a daemon thread.
+    """Serve the mailer's metrics and health on ``address`` from a daemon thread.
 
     The queue gauges ask the outbox through ``engine``, the mailer's own.
     """
     registry = queue_registry(engine, RegistryView(REGISTRY))
-    metrics.SMTP_PAUSED.set_function(lambda: float(relay.pause.active))
-    app = MetricsApp(registry, metrics.PROGRESS, stale_after(relay.settings))
+    metrics.SMTP_PAUSED.set_function(lambda: float(mailer.pause.active))
+    app = MetricsApp(registry, metrics.PROGRESS, stale_after(mailer.settings))
     server = serve_in_background(app, *address)
     logger.info(
         "serving /metrics and /healthz on http://%s:%d",

@@ -1,6 +1,6 @@
 -- The mailer's SQL for PostgreSQL. Every statement after the claim is fenced by
--- "locked_by = :worker_id AND status = 'sending'": a worker whose lease expired
--- and whose row was claimed again by another worker changes nothing.
+-- "locked_by = :mailer_id AND status = 'sending'": a mailer whose lease expired
+-- and whose row was claimed again by another mailer changes nothing.
 -- Times come from the database clock, so replicas never compare skewed clocks.
 
 -- name: claim_due --
@@ -8,7 +8,7 @@
 -- sending ones whose lease expired (send_started_at tells whether a send began).
 UPDATE outbox
 SET status = 'sending',
-    locked_by = :worker_id,
+    locked_by = :mailer_id,
     locked_until = now() + make_interval(secs => :lease_seconds)
 WHERE id IN (
     SELECT id
@@ -29,10 +29,10 @@ RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
           CAST(EXTRACT(EPOCH FROM available_at) AS double precision) AS due_epoch;
 
 -- name: extend_leases --
--- Push the lease of rows this worker still holds; returns the ids it holds.
+-- Push the lease of rows this mailer still holds; returns the ids it holds.
 UPDATE outbox
 SET locked_until = now() + make_interval(secs => :lease_seconds)
-WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending'
+WHERE id IN :ids AND locked_by = :mailer_id AND status = 'sending'
 RETURNING id;
 
 -- name: load_attachments --
@@ -46,7 +46,7 @@ ORDER BY position;
 -- The completer's flush: many outcomes in one statement, each with its attempt
 -- row. Arrays line up by position: row :row_ids[i] ended with :results[i] ('sent',
 -- 'retry', 'failed' or 'suppressed'). The fence is the same as every write's,
--- so the ids returned are exactly the rows this worker still owned.
+-- so the ids returned are exactly the rows this mailer still owned.
 WITH outcome AS (
     SELECT *
     FROM unnest(CAST(:row_ids AS bigint[]), CAST(:results AS text[]),
@@ -70,14 +70,14 @@ WITH outcome AS (
         locked_until = NULL,
         refused = o.refused
     FROM outcome AS o
-    WHERE outbox.id = o.id AND outbox.locked_by = :worker_id
+    WHERE outbox.id = o.id AND outbox.locked_by = :mailer_id
       AND outbox.status = 'sending'
     RETURNING outbox.id, outbox.attempts, o.result, o.took, o.code, o.enhanced,
               o.error, o.refused
 )
 INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, result,
                              smtp_code, enhanced_code, error, refused)
-SELECT id, attempts, now() - make_interval(secs => took), now(), :worker_id, result,
+SELECT id, attempts, now() - make_interval(secs => took), now(), :mailer_id, result,
        code, enhanced, error, refused
 FROM done
 RETURNING outbox_id;
@@ -91,7 +91,7 @@ WITH durable AS (SELECT set_config('synchronous_commit', 'on', true) AS setting)
 UPDATE outbox
 SET send_started_at = now()
 FROM durable
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+WHERE id = :id AND locked_by = :mailer_id AND status = 'sending'
   AND durable.setting = 'on';
 
 -- name: release --
@@ -100,7 +100,7 @@ UPDATE outbox
 SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL
-WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
+WHERE id IN :ids AND locked_by = :mailer_id AND status = 'sending';
 
 -- name: suppress_bounced --
 -- A hard bounce: never give this address to SMTP again (until lifted).

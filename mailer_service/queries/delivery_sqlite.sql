@@ -9,7 +9,7 @@
 -- sending ones whose lease expired (send_started_at tells whether a send began).
 UPDATE outbox
 SET status = 'sending',
-    locked_by = :worker_id,
+    locked_by = :mailer_id,
     locked_until = strftime('%Y-%m-%d %H:%M:%f', 'now',
                             printf('%+.3f seconds', :lease_seconds))
 WHERE id IN (
@@ -30,11 +30,11 @@ RETURNING id, recipient, subject, body_text, body_html, message_id, attempts,
           (julianday(available_at) - 2440587.5) * 86400.0 AS due_epoch;
 
 -- name: extend_leases --
--- Push the lease of rows this worker still holds; returns the ids it holds.
+-- Push the lease of rows this mailer still holds; returns the ids it holds.
 UPDATE outbox
 SET locked_until = strftime('%Y-%m-%d %H:%M:%f', 'now',
                             printf('%+.3f seconds', :lease_seconds))
-WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending'
+WHERE id IN :ids AND locked_by = :mailer_id AND status = 'sending'
 RETURNING id;
 
 -- name: load_attachments --
@@ -54,7 +54,7 @@ SET status = 'sent',
     locked_by = NULL,
     locked_until = NULL,
     refused = :refused
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+WHERE id = :id AND locked_by = :mailer_id AND status = 'sending'
 RETURNING id, attempts;
 
 -- name: mark_retry --
@@ -70,7 +70,7 @@ SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL,
     refused = :refused
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+WHERE id = :id AND locked_by = :mailer_id AND status = 'sending'
 RETURNING id, attempts;
 
 -- name: mark_failed --
@@ -83,7 +83,7 @@ SET status = 'failed',
     locked_by = NULL,
     locked_until = NULL,
     refused = :refused
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+WHERE id = :id AND locked_by = :mailer_id AND status = 'sending'
 RETURNING id, attempts;
 
 -- name: mark_suppressed --
@@ -96,7 +96,7 @@ SET status = 'suppressed',
     locked_by = NULL,
     locked_until = NULL,
     refused = :refused
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending'
+WHERE id = :id AND locked_by = :mailer_id AND status = 'sending'
 RETURNING id, attempts;
 
 -- name: record_attempt --
@@ -106,14 +106,14 @@ INSERT INTO outbox_attempts (outbox_id, attempt, started_at, ended_at, worker, r
                              smtp_code, enhanced_code, error, refused)
 VALUES (:id, :attempt,
         strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:took)),
-        strftime('%Y-%m-%d %H:%M:%f', 'now'), :worker_id, :result,
+        strftime('%Y-%m-%d %H:%M:%f', 'now'), :mailer_id, :result,
         :code, :enhanced, :error, :refused);
 
 -- name: mark_started --
 -- MAILER_ON_AMBIGUOUS=hold: the send of this row begins now.
 UPDATE outbox
 SET send_started_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
-WHERE id = :id AND locked_by = :worker_id AND status = 'sending';
+WHERE id = :id AND locked_by = :mailer_id AND status = 'sending';
 
 -- name: release --
 -- Hand rows back untouched (shutdown, or the connection died): no attempt charged.
@@ -121,7 +121,7 @@ UPDATE outbox
 SET status = 'pending',
     locked_by = NULL,
     locked_until = NULL
-WHERE id IN :ids AND locked_by = :worker_id AND status = 'sending';
+WHERE id IN :ids AND locked_by = :mailer_id AND status = 'sending';
 
 -- name: suppress_bounced --
 -- A hard bounce: never give this address to SMTP again (until lifted).

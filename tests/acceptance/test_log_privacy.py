@@ -118,7 +118,7 @@ def assert_json_lines(log: str) -> None:
     outcomes = [e for e in entries if e.get("action") == "deliver"]
     assert sorted(e["result"] for e in outcomes) == ["failed", "sent"]
     for entry in outcomes:
-        assert {"outbox_id", "attempt", "code", "latency_ms", "worker_id"} <= set(entry)
+        assert {"outbox_id", "attempt", "code", "latency_ms", "mailer_id"} <= set(entry)
     [failed] = [e for e in outcomes if e["result"] == "failed"]
     assert failed["code"] == 550
     assert failed["message"].startswith("delivery failed: 550 5.1.1 <[address]>")

@@ -30,7 +30,7 @@ FIELDS = {
     "result": "failed",
     "code": 550,
     "latency_ms": 12,
-    "worker_id": "host:1:ab",
+    "mailer_id": "host:1:ab",
 }
 
 

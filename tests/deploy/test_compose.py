@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from mailer_service.config import LEASE_TIMEOUT_RATIO, mailer_settings, relay_settings
+from mailer_service.config import (
+    LEASE_TIMEOUT_RATIO,
+    load_mailer_settings,
+    mailer_settings,
+)
 from signup_service.config import signup_settings
 from tests.support import VENV_BIN
 from tests.support.deployfiles import (
@@ -104,10 +108,10 @@ def test_compose_app_env_is_a_valid_configuration(config):
     """The defaults pass the services' own start-up checks and point at mailpit."""
     signup_settings(service_env(config, "signup"))
     mailer = service_env(config, "mailer")
-    relay = relay_settings(mailer)
+    settings = load_mailer_settings(mailer)
 
     assert mailer_settings(mailer)["MAIL_SERVER"] == "mailpit"
-    assert relay.mail_timeout == 10
+    assert settings.mail_timeout == 10
 
 
 def test_compose_env_override_from_dotenv_reaches_the_services():
@@ -136,7 +140,7 @@ def test_mailer_grace_period_outlasts_the_message_in_flight(config):
     """Docker's SIGKILL comes after the worst-case send of the last message."""
     mailer = config["services"]["mailer"]
     grace = parse_duration(mailer["stop_grace_period"])
-    mail_timeout = relay_settings(service_env(config, "mailer")).mail_timeout
+    mail_timeout = load_mailer_settings(service_env(config, "mailer")).mail_timeout
 
     assert grace > LEASE_TIMEOUT_RATIO * mail_timeout
     assert grace > 10  # docker stop's default, which would cut a send short

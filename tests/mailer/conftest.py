@@ -13,8 +13,8 @@ from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from mailer_service.app import create_app, db
-from mailer_service.config import RelaySettings
-from mailer_service.relay import Relay
+from mailer_service.config import MailerSettings
+from mailer_service.mailer import Mailer
 from tests.support.databases import (
     ThrowawayCluster,
     migrate,
@@ -24,8 +24,8 @@ from tests.support.databases import (
 from tests.support.processes import MailerProcess
 from tests.support.smtp import SmtpServer
 
-# Small, fast settings: a relay that gives up on a silent server in half a second.
-FAST = RelaySettings(
+# Small, fast settings: a mailer that gives up on a silent server in half a second.
+FAST = MailerSettings(
     mail_timeout=0.5,
     poll_interval=0.1,
     batch_size=10,
@@ -38,24 +38,24 @@ FAST = RelaySettings(
 
 
 @pytest.fixture
-def make_relay(database_url: URL, smtp: SmtpServer) -> Iterator[Callable[..., Relay]]:
+def make_mailer(database_url: URL, smtp: SmtpServer) -> Iterator[Callable[..., Mailer]]:
     """Build relays on the test's database, sending to ``smtp`` by default."""
     apps: list[Flask] = []
 
     def make(
-        worker_id: str | None = None,
+        mailer_id: str | None = None,
         port: int | None = None,
         env: dict[str, str] | None = None,
         **settings,
-    ) -> Relay:
-        """A relay; ``env`` adds variables, ``settings`` override FAST's fields."""
+    ) -> Mailer:
+        """A mailer; ``env`` adds variables, ``settings`` override FAST's fields."""
         base = {
             "DATABASE_URL": url_string(database_url),
             "MAIL_PORT": str(port or smtp.port),
         }
         apps.append(create_app({**base, **(env or {})}))
         options = {**FAST.__dict__, **settings}
-        return Relay(apps[-1], RelaySettings(**options), worker_id, random.Random(7))
+        return Mailer(apps[-1], MailerSettings(**options), mailer_id, random.Random(7))
 
     yield make
     for app in apps:

@@ -71,18 +71,18 @@ def test_an_operator_retry_of_a_held_row_delivers_it(start_mailer, smtp, engine)
     assert survivor.terminate() == 0
 
 
-def test_resend_mode_writes_no_marker(make_relay, smtp, engine):
+def test_resend_mode_writes_no_marker(make_mailer, smtp, engine):
     seed_outbox(engine, 5)
 
-    assert make_relay().run_tick() == 5
+    assert make_mailer().run_tick() == 5
 
     assert [r["send_started_at"] for r in outbox_rows(engine)] == [None] * 5
 
 
-def test_hold_mode_marks_each_send_before_it_starts(make_relay, smtp, engine):
+def test_hold_mode_marks_each_send_before_it_starts(make_mailer, smtp, engine):
     seed_outbox(engine, 3)
 
-    make_relay(on_ambiguous="hold").run_tick()
+    make_mailer(on_ambiguous="hold").run_tick()
 
     rows = outbox_rows(engine)
     assert [r["status"] for r in rows] == ["sent"] * 3

@@ -1,6 +1,6 @@
 """Delivery bookkeeping: attempt history, the suppression list, priority in a batch.
 
-Real relay ticks against aiosmtpd, which refuses chosen recipients at RCPT TO
+Real mailer ticks against aiosmtpd, which refuses chosen recipients at RCPT TO
 (``smtp.refuse_recipients``) or whole messages at DATA (``smtp.fail_next``).
 """
 
@@ -63,15 +63,15 @@ def as_json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def test_every_attempt_is_recorded_with_what_the_server_said(make_relay, smtp, engine):
+def test_every_attempt_is_recorded_with_what_the_server_said(make_mailer, smtp, engine):
     row_id = queue(engine, "ann@example.com")
     smtp.fail_next("451 4.3.0 try again later")
-    relay = make_relay(
-        worker_id="worker-a", backoff_seconds=0.001, backoff_max_seconds=0.001
+    mailer = make_mailer(
+        mailer_id="worker-a", backoff_seconds=0.001, backoff_max_seconds=0.001
     )
 
-    relay.run_tick()
-    relay.run_tick()
+    mailer.run_tick()
+    mailer.run_tick()
 
     history = attempts(engine, row_id)
     assert [(a["attempt"], a["result"], a["smtp_code"]) for a in history] == [
@@ -86,11 +86,11 @@ def test_every_attempt_is_recorded_with_what_the_server_said(make_relay, smtp, e
 
 
 def test_a_hard_bounce_suppresses_the_address_and_later_mail_skips_it(
-    make_relay, smtp, engine
+    make_mailer, smtp, engine
 ):
     smtp.refuse_recipients["gone@example.com"] = "550 5.1.1 no such user"
     first = queue(engine, "ann@example.com", cc=("Gone@Example.com",))
-    make_relay().run_tick()
+    make_mailer().run_tick()
     assert suppressed(engine) == {"gone@example.com": ("bounce", 550, "5.1.1")}
     assert as_json(attempts(engine, first)[0]["refused"]) == {
         "Gone@Example.com": [550, "5.1.1 no such user"]
@@ -99,7 +99,7 @@ def test_a_hard_bounce_suppresses_the_address_and_later_mail_skips_it(
     del smtp.refuse_recipients["gone@example.com"]  # it would accept it now
     only_gone = queue(engine, "gone@example.com")
     both = queue(engine, "bob@example.com", cc=("gone@example.com",))
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     assert status(engine, only_gone) == "suppressed"
     assert attempts(engine, only_gone)[0]["result"] == "suppressed"
@@ -118,35 +118,35 @@ def test_a_hard_bounce_suppresses_the_address_and_later_mail_skips_it(
     "reply",
     ["552 5.2.2 mailbox full", "550 5.7.1 rejected by policy", "450 4.1.1 try later"],
 )
-def test_only_a_dead_address_is_suppressed(make_relay, smtp, engine, reply):
+def test_only_a_dead_address_is_suppressed(make_mailer, smtp, engine, reply):
     smtp.refuse_recipients["full@example.com"] = reply
     queue(engine, "ann@example.com", cc=("full@example.com",))
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     assert suppressed(engine) == {}
 
 
-def test_a_hard_bounce_at_data_suppresses_a_single_recipient(make_relay, smtp, engine):
+def test_a_hard_bounce_at_data_suppresses_a_single_recipient(make_mailer, smtp, engine):
     row_id = queue(engine, "gone@example.com")
     smtp.fail_next("550 5.1.1 mailbox unknown")
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     assert status(engine, row_id) == "failed"
     assert suppressed(engine) == {"gone@example.com": ("bounce", 550, "5.1.1")}
 
 
-def test_the_switch_turns_adding_off(make_relay, smtp, engine):
+def test_the_switch_turns_adding_off(make_mailer, smtp, engine):
     smtp.refuse_recipients["gone@example.com"] = "550 5.1.1 no such user"
     queue(engine, "ann@example.com", cc=("gone@example.com",))
 
-    make_relay(suppress_hard_bounces=False).run_tick()
+    make_mailer(suppress_hard_bounces=False).run_tick()
 
     assert suppressed(engine) == {}
 
 
-def test_bypass_sends_to_a_suppressed_address_and_lifts_it(make_relay, smtp, engine):
+def test_bypass_sends_to_a_suppressed_address_and_lifts_it(make_mailer, smtp, engine):
     with engine.begin() as connection:
         connection.execute(
             text(
@@ -155,25 +155,25 @@ def test_bypass_sends_to_a_suppressed_address_and_lifts_it(make_relay, smtp, eng
             )
         )
     skipped = queue(engine, "back@example.com")
-    make_relay().run_tick()
+    make_mailer().run_tick()
     assert status(engine, skipped) == "suppressed"
 
     verify = queue(engine, "back@example.com", bypass_suppression=True)
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     assert status(engine, verify) == "sent"
     assert [r.rcpt_tos for r in smtp.received] == [["back@example.com"]]
     assert suppressed(engine) == {}
 
 
-def test_a_batch_is_sent_in_priority_order(make_relay, smtp, engine):
+def test_a_batch_is_sent_in_priority_order(make_mailer, smtp, engine):
     """Older low-priority rows never jump ahead of newer urgent ones in a batch."""
     late = [queue(engine, f"low{n}@example.com", priority=5) for n in range(6)]
     urgent = [queue(engine, f"high{n}@example.com", priority=0) for n in range(4)]
     by_id = {row_id: "urgent" for row_id in urgent} | dict.fromkeys(late, "late")
     ids = {r["message_id"]: r["id"] for r in rows(engine, "SELECT * FROM outbox")}
 
-    make_relay(batch_size=8).run_tick()
+    make_mailer(batch_size=8).run_tick()
 
     order = [by_id[ids[m["Message-ID"]]] for m in smtp.messages]
     assert order == ["urgent"] * 4 + ["late"] * 6

@@ -10,7 +10,7 @@ from outbox_contract.database import prepare_engine
 from tests.support.admin import outbox
 
 
-def test_cancel_by_dedupe_key_frees_the_key(database_url, engine, make_relay, smtp):
+def test_cancel_by_dedupe_key_frees_the_key(database_url, engine, make_mailer, smtp):
     prepare_engine(engine)
     with Session(engine) as session:
         enqueue_email(
@@ -29,7 +29,7 @@ def test_cancel_by_dedupe_key_frees_the_key(database_url, engine, make_relay, sm
             session, to="a@example.com", subject="Hi", text="y", dedupe_key="reset:7"
         )
         session.commit()
-    make_relay().run_tick()
+    make_mailer().run_tick()
     with engine.connect() as connection:
         statuses = dict(connection.execute(text("SELECT id, status FROM outbox")).all())
     assert statuses == {1: "cancelled", fresh.id: "sent"}

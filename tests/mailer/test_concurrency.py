@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from mailer_service.__main__ import build_scheduler
-from mailer_service.relay import Relay
+from mailer_service.mailer import Mailer
 from mailer_service.wakeup import Wakeup, deliver_when_woken
 from tests.support.metrics import Delta
 from tests.support.outbox import all_sent, outbox_rows, seed_outbox, status_counts
@@ -28,16 +28,16 @@ GATE_TIMEOUT = 20.0  # seconds the SMTP server waits for all senders to be in DA
 AN_HOUR = 3600  # seconds: a poll that never comes during a test, so only wakes tick
 
 
-def test_relay_sends_over_concurrency_connections_at_once(make_relay, smtp, engine):
+def test_mailer_sends_over_concurrency_connections_at_once(make_mailer, smtp, engine):
     ids = seed_outbox(engine, 40)
     # No DATA is answered until 4 are in DATA together: the senders overlap by
     # construction, not by luck of the scheduler. MAIL_TIMEOUT outlasts the wait.
     gate = smtp.hold_data(4, GATE_TIMEOUT)
-    relay = make_relay(
+    mailer = make_mailer(
         concurrency=4, batch_size=5, mail_timeout=2 * GATE_TIMEOUT, lease_seconds=160
     )
 
-    assert relay.run_tick() == len(ids)
+    assert mailer.run_tick() == len(ids)
 
     assert gate.reached  # 4 were in DATA at once ...
     assert smtp.peak_in_data == 4  # ... and never more than MAILER_CONCURRENCY
@@ -47,15 +47,17 @@ def test_relay_sends_over_concurrency_connections_at_once(make_relay, smtp, engi
 
 
 @POSTGRES_ONLY
-def test_no_transaction_stays_open_while_smtp_holds_messages(make_relay, smtp, engine):
+def test_no_transaction_stays_open_while_smtp_holds_messages(make_mailer, smtp, engine):
     """Claim, commit, then send: nothing is held in PostgreSQL during SMTP I/O."""
     seed_outbox(engine, 4)
     released = threading.Event()
     # The server sits on the first DATA it gets (its loop blocks: no other
     # answer goes out either) until the test has looked at the database.
     smtp.on_message = lambda _accepted: released.wait(60)
-    relay = make_relay(concurrency=2, batch_size=2, mail_timeout=90, lease_seconds=360)
-    tick = threading.Thread(target=relay.run_tick)
+    mailer = make_mailer(
+        concurrency=2, batch_size=2, mail_timeout=90, lease_seconds=360
+    )
+    tick = threading.Thread(target=mailer.run_tick)
     tick.start()
     try:
         assert wait_until(lambda: len(smtp.received) >= 1, 30)
@@ -69,11 +71,11 @@ def test_no_transaction_stays_open_while_smtp_holds_messages(make_relay, smtp, e
     assert sorted(smtp.message_ids().values()) == [1] * 4
 
 
-def test_relay_with_concurrency_still_records_each_failure(make_relay, smtp, engine):
+def test_mailer_with_concurrency_still_records_each_failure(make_mailer, smtp, engine):
     seed_outbox(engine, 12)
     smtp.fail_next("550 no such user", "451 try later")
 
-    assert make_relay(concurrency=3, batch_size=2).run_tick() == 12
+    assert make_mailer(concurrency=3, batch_size=2).run_tick() == 12
 
     rows = outbox_rows(engine)
     counts = status_counts(engine)
@@ -85,21 +87,21 @@ def test_relay_with_concurrency_still_records_each_failure(make_relay, smtp, eng
     assert all(r["locked_by"] is None for r in rows)
 
 
-def test_relay_stop_mid_tick_releases_every_unsent_row(make_relay, smtp, engine):
+def test_mailer_stop_mid_tick_releases_every_unsent_row(make_mailer, smtp, engine):
     ids = seed_outbox(engine, 60)
     smtp.delay = 0.05
-    relay = make_relay(concurrency=4, batch_size=10)
+    mailer = make_mailer(concurrency=4, batch_size=10)
     stopped_after: list[int] = []  # messages accepted when stop() was called
 
     def stop_after_six(accepted: int) -> None:
-        """Stop the relay once, as SIGTERM would, while messages are in flight."""
+        """Stop the mailer once, as SIGTERM would, while messages are in flight."""
         if accepted >= 6 and not stopped_after:
             stopped_after.append(accepted)
-            relay.stop()
+            mailer.stop()
 
     smtp.on_message = stop_after_six
 
-    sent = relay.run_tick()
+    sent = mailer.run_tick()
 
     counts = status_counts(engine)
     assert "sending" not in counts
@@ -111,14 +113,14 @@ def test_relay_stop_mid_tick_releases_every_unsent_row(make_relay, smtp, engine)
 
 @POSTGRES_ONLY
 def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
-    make_relay, smtp, engine
+    make_mailer, smtp, engine
 ):
     """1,000 commits, each a wake-up, while a tick is busy: one tick follows."""
     ticks: list[int] = []
     burst_done = threading.Event()
 
-    class CountingRelay(Relay):
-        """A relay that counts the ticks that actually ran."""
+    class CountingMailer(Mailer):
+        """A mailer that counts the ticks that actually ran."""
 
         def _deliver(self, engine) -> int:
             """Count the tick's pipeline run, then deliver as usual."""
@@ -127,17 +129,17 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
 
     # MAIL_TIMEOUT outlasts the held message, which must not time out. The poll
     # never comes while the test runs, so every tick after the first is a wake.
-    base = make_relay(
+    base = make_mailer(
         concurrency=1, poll_interval=AN_HOUR, mail_timeout=90, lease_seconds=360
     )
-    relay = CountingRelay(base.app, base.settings, "counting")
+    mailer = CountingMailer(base.app, base.settings, "counting")
     wakeup = Wakeup()
     scheduler = build_scheduler(wakeup, poll_interval=AN_HOUR)
     counted = Delta(
         ("mailer_ticks_total", {}),
         ("mailer_claims_total", {"found": "empty"}),
     )
-    delivery = threading.Thread(target=deliver_when_woken, args=(relay, wakeup))
+    delivery = threading.Thread(target=deliver_when_woken, args=(mailer, wakeup))
     delivery.start()
     threading.Thread(target=scheduler.start, daemon=True).start()
     try:
@@ -158,11 +160,11 @@ def test_a_burst_of_inserts_during_a_tick_folds_into_one_more_tick(
         assert wait_until(all_sent(engine, 1000), 120)
     finally:
         burst_done.set()
-        relay.stop()
+        mailer.stop()
         wakeup.ring()
         scheduler.shutdown(wait=False)
         delivery.join(60)
-        relay.join()
+        mailer.join()
 
     # Start-up, the busy tick, and the one wake-up tick that followed it; the
     # hour-long poll cannot have added one, however slowly this ran.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mailer_service.config import RelaySettings, relay_settings
+from mailer_service.config import MailerSettings, load_mailer_settings
 from outbox_contract.settings import ConfigError
 
 
-def test_relay_settings_defaults_are_documented_values():
-    assert relay_settings({}) == RelaySettings(
+def test_mailer_settings_defaults_are_documented_values():
+    assert load_mailer_settings({}) == MailerSettings(
         mail_timeout=30,
         poll_interval=1,
         batch_size=20,
@@ -21,8 +21,8 @@ def test_relay_settings_defaults_are_documented_values():
     )
 
 
-def test_relay_settings_read_every_variable():
-    settings = relay_settings(
+def test_mailer_settings_read_every_variable():
+    settings = load_mailer_settings(
         {
             "MAIL_TIMEOUT": "2.5",
             "MAILER_POLL_INTERVAL": "0.25",
@@ -35,7 +35,7 @@ def test_relay_settings_read_every_variable():
         }
     )
 
-    assert settings == RelaySettings(2.5, 0.25, 7, 3, 10, 4, 5, 50)
+    assert settings == MailerSettings(2.5, 0.25, 7, 3, 10, 4, 5, 50)
 
 
 @pytest.mark.parametrize(
@@ -58,13 +58,13 @@ def test_relay_settings_read_every_variable():
         ({"MAILER_BACKOFF_MAX_SECONDS": "10"}, "MAILER_BACKOFF_MAX_SECONDS"),
     ],
 )
-def test_relay_settings_reject_bad_values(env, message):
+def test_mailer_settings_reject_bad_values(env, message):
     with pytest.raises(ConfigError, match=message):
-        relay_settings(env)
+        load_mailer_settings(env)
 
 
-def test_relay_settings_read_the_delivery_controls():
-    settings = relay_settings(
+def test_mailer_settings_read_the_delivery_controls():
+    settings = load_mailer_settings(
         {
             "MAILER_RATE_LIMIT": "14.5",
             "MAILER_MAX_CONNECTIONS": "3",
@@ -78,7 +78,7 @@ def test_relay_settings_read_the_delivery_controls():
 
 
 def test_delivery_controls_are_off_by_default():
-    settings = relay_settings({})
+    settings = load_mailer_settings({})
 
     assert (settings.rate_limit, settings.max_connections) == (None, None)
     assert (settings.on_ambiguous, settings.retention_days) == ("resend", None)

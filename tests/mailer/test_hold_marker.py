@@ -57,7 +57,7 @@ def test_the_marker_turns_synchronous_commit_on_inside_its_transaction(engine):
         connection.exec_driver_sql("SET synchronous_commit = off")
         connection.commit()
         with connection.begin():
-            marked = connection.execute(marker, {"id": row.id, "worker_id": "w"})
+            marked = connection.execute(marker, {"id": row.id, "mailer_id": "w"})
             assert marked.rowcount == 1
             inside = connection.exec_driver_sql("SHOW synchronous_commit").scalar()
         outside = connection.execute(text("SHOW synchronous_commit")).scalar()

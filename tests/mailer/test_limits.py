@@ -211,17 +211,17 @@ def test_a_killed_mailer_leaks_no_connection_slot(start_mailer, smtp, engine):
     assert survivor.terminate() == 0
 
 
-def test_421_too_many_connections_halves_the_senders(make_relay, smtp, engine):
+def test_421_too_many_connections_halves_the_senders(make_mailer, smtp, engine):
     seed_outbox(engine, 20)
     smtp.fail_next("421 4.7.0 Too many connections, slow down")
     # The pause after a refused connection starts at the poll interval (capped
     # at a minute): a 0.1 s one could end before run_tick returns, on a slow run.
-    relay = make_relay(concurrency=4, batch_size=5, poll_interval=3600)
+    mailer = make_mailer(concurrency=4, batch_size=5, poll_interval=3600)
 
-    relay.run_tick()
+    mailer.run_tick()
 
-    assert relay.throttle.senders == 2
-    assert relay.pause.active  # and it stopped claiming for a while
+    assert mailer.throttle.senders == 2
+    assert mailer.pause.active  # and it stopped claiming for a while
     counts = status_counts(engine)
     assert counts.get("sending", 0) == 0
     assert counts["pending"] >= 1  # the refused row waits for its retry

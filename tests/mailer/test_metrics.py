@@ -1,4 +1,4 @@
-"""The mailer's metrics count what the relay does, and its HTTP port serves them."""
+"""The mailer's metrics count what the mailer does, and its HTTP port serves them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 from werkzeug.test import Client
 
-from mailer_service.config import RelaySettings
+from mailer_service.config import MailerSettings
 from mailer_service.web import MetricsApp, metrics_address, stale_after
 from outbox_contract.metrics import QueueCollector, RegistryView, queue_registry
 from outbox_contract.settings import ConfigError
@@ -47,7 +47,7 @@ def count(name: str) -> tuple[str, dict[str, str]]:
     return (name, {})
 
 
-def test_metrics_count_attempts_by_result_and_reply_code(make_relay, smtp, engine):
+def test_metrics_count_attempts_by_result_and_reply_code(make_mailer, smtp, engine):
     seed_outbox(engine, 3)
     smtp.fail_next("451 4.7.1 greylisted", "550 5.1.1 <r1@example.com> no such user")
     delta = Delta(
@@ -66,14 +66,14 @@ def test_metrics_count_attempts_by_result_and_reply_code(make_relay, smtp, engin
         ("mailer_claims_total", {"found": "empty"}),
     )
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     assert delta() == [1, 1, 1, 1, 1, 1, 3, 1]
     timed, found_rows, found_none = claims()
     assert found_rows >= 1
     assert timed == found_rows + found_none  # every claim is counted once
     empty = Delta(("mailer_claims_total", {"found": "empty"}))
-    make_relay().run_tick()  # nothing is due now (the retry waits out its backoff)
+    make_mailer().run_tick()  # nothing is due now (the retry waits out its backoff)
     assert empty() == [1]
     assert sorted(r["status"] for r in outbox_rows(engine)) == [
         "failed",
@@ -82,20 +82,20 @@ def test_metrics_count_attempts_by_result_and_reply_code(make_relay, smtp, engin
     ]
 
 
-def test_commit_to_accepted_counts_from_the_rows_insert(make_relay, smtp, engine):
+def test_commit_to_accepted_counts_from_the_rows_insert(make_mailer, smtp, engine):
     """An hour-old row is observed an hour late, by the database's own clock."""
     seed_outbox(engine, 1)
     set_timestamp(engine, "created_at", datetime.now(UTC) - timedelta(hours=1))
     delta = Delta(count("mailer_commit_to_accepted_seconds_sum"))
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     [waited] = delta()
     assert 3600 - 2 <= waited <= 3600 + 60
 
 
 def test_metrics_count_a_dropped_connection_its_release_and_the_pause(
-    make_relay, smtp, engine
+    make_mailer, smtp, engine
 ):
     seed_outbox(engine, 3)
     smtp.fail_next("drop")
@@ -108,22 +108,22 @@ def test_metrics_count_a_dropped_connection_its_release_and_the_pause(
 
     # The one SMTP worker's prefetch is two rows: the one it tried, and one
     # handed back unattempted when the dropped connection paused the mailer.
-    make_relay(batch_size=12).run_tick()
+    make_mailer(batch_size=12).run_tick()
 
     assert delta() == [1, 1, 1, 1]
 
 
-def test_metrics_count_lease_renewals(make_relay, smtp, engine):
+def test_metrics_count_lease_renewals(make_mailer, smtp, engine):
     seed_outbox(engine, 3)
     smtp.delay = 0.15  # each send spends most of the 0.2 s lease
     delta = Delta(count("mailer_lease_renewals_total"))
 
-    make_relay(lease_seconds=0.2).run_tick()
+    make_mailer(lease_seconds=0.2).run_tick()
 
     assert delta()[0] >= 1
 
 
-def test_metrics_count_an_outcome_fenced_out(make_relay, smtp, engine):
+def test_metrics_count_an_outcome_fenced_out(make_mailer, smtp, engine):
     """Another worker takes the row mid-send: the write is refused and counted."""
     seed_outbox(engine, 1)
 
@@ -135,18 +135,18 @@ def test_metrics_count_an_outcome_fenced_out(make_relay, smtp, engine):
     smtp.on_message = steal
     delta = Delta(count("mailer_fenced_out_writes_total"), messages("sent"))
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     assert delta() == [1, 1]  # the server did accept it, once
 
 
-def test_metrics_count_a_tick_ended_by_a_database_error(make_relay, smtp, engine):
+def test_metrics_count_a_tick_ended_by_a_database_error(make_mailer, smtp, engine):
     with engine.begin() as connection:
         connection.execute(text("DROP VIEW outbox_summary"))
         connection.execute(text("ALTER TABLE outbox RENAME TO outbox_gone"))
     delta = Delta(count("mailer_database_errors_total"))
 
-    assert make_relay().run_tick() == 0
+    assert make_mailer().run_tick() == 0
 
     assert delta() == [1]
 
@@ -187,10 +187,10 @@ def test_queue_collector_reports_a_failed_query_as_database_down(tmp_path, caplo
     engine.dispose()
 
 
-def test_metrics_app_serves_an_exposition_promtool_accepts(make_relay, smtp, engine):
+def test_metrics_app_serves_an_exposition_promtool_accepts(make_mailer, smtp, engine):
     seed_outbox(engine, 2)
     smtp.fail_next("451 later")
-    make_relay().run_tick()
+    make_mailer().run_tick()
     app = MetricsApp(queue_registry(engine), FakeProgress(0.0), 10.0)
 
     response = Client(app).get("/metrics")
@@ -202,9 +202,9 @@ def test_metrics_app_serves_an_exposition_promtool_accepts(make_relay, smtp, eng
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-def test_metrics_app_exposes_every_mailer_metric_and_lints_clean(make_relay, engine):
+def test_metrics_app_exposes_every_mailer_metric_and_lints_clean(make_mailer, engine):
     """The process registry, as the mailer serves it: names follow conventions."""
-    make_relay().run_tick()
+    make_mailer().run_tick()
     app = MetricsApp(
         queue_registry(engine, RegistryView(REGISTRY)), FakeProgress(0.0), 10.0
     )
@@ -237,8 +237,8 @@ def test_metrics_app_answers_404_elsewhere():
 
 def test_stale_after_allows_one_slow_send_per_round():
     """Three rounds of the longer of a poll and one worst-case send (4 x timeout)."""
-    assert stale_after(RelaySettings(mail_timeout=10, poll_interval=1)) == 120
-    assert stale_after(RelaySettings(mail_timeout=0.1, poll_interval=5)) == 15
+    assert stale_after(MailerSettings(mail_timeout=10, poll_interval=1)) == 120
+    assert stale_after(MailerSettings(mail_timeout=0.1, poll_interval=5)) == 15
 
 
 def test_metrics_address_is_off_unless_a_port_is_set():

@@ -9,7 +9,7 @@ from outbox_contract.database import prepare_engine
 
 
 def test_password_reset_queued_by_another_producer_is_delivered(
-    make_relay, smtp, engine
+    make_mailer, smtp, engine
 ):
     prepare_engine(engine)
     with Session(engine) as session:
@@ -23,7 +23,7 @@ def test_password_reset_queued_by_another_producer_is_delivered(
         session.commit()
         message_id = row.message_id
 
-    assert make_relay().run_tick() == 1
+    assert make_mailer().run_tick() == 1
 
     [message] = smtp.messages
     assert message["To"] == "grace@example.com"

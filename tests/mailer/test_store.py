@@ -21,9 +21,9 @@ def stores(engine):
     """Return a factory of stores, each with its own connection, for two workers."""
     connections: list[Connection] = []
 
-    def make(worker_id: str, lease_seconds: float = 30) -> OutboxStore:
+    def make(mailer_id: str, lease_seconds: float = 30) -> OutboxStore:
         connections.append(engine.connect())
-        return OutboxStore(connections[-1], worker_id, lease_seconds)
+        return OutboxStore(connections[-1], mailer_id, lease_seconds)
 
     yield make
     for connection in connections:
@@ -218,7 +218,7 @@ def test_claim_uses_the_due_index(engine, database_url):
         connection.execute(text("SET enable_seqscan = off"))
         plan = connection.execute(
             text(f"EXPLAIN {CLAIM_DUE}"),
-            {"worker_id": "x", "lease_seconds": 1, "batch_size": 5},
+            {"mailer_id": "x", "lease_seconds": 1, "batch_size": 5},
         ).scalars()
         plan_text = "\n".join(plan)
         connection.rollback()
@@ -242,7 +242,7 @@ def test_claim_reads_its_batch_off_the_index_without_sorting_the_backlog(engine)
         plan = "\n".join(
             connection.execute(
                 text(f"EXPLAIN {CLAIM_DUE}"),
-                {"worker_id": "x", "lease_seconds": 1, "batch_size": 20},
+                {"mailer_id": "x", "lease_seconds": 1, "batch_size": 20},
             ).scalars()
         )
         connection.rollback()

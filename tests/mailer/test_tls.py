@@ -39,15 +39,15 @@ def tls_env(mode: str, **env: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_tls_trusted_ca_delivers_with_login(make_relay, engine, ca, ca_file, mode):
+def test_tls_trusted_ca_delivers_with_login(make_mailer, engine, ca, ca_file, mode):
     seed_outbox(engine, 2)
     with TlsSmtpServer(ca, implicit=mode == "implicit") as server:
-        relay = make_relay(
+        mailer = make_mailer(
             port=server.port,
             env=tls_env(mode, MAIL_TLS_CA_FILE=ca_file),
             mail_timeout=TLS_TIMEOUT,
         )
-        relay.run_tick()
+        mailer.run_tick()
 
     assert [row["status"] for row in outbox_rows(engine)] == ["sent", "sent"]
     assert len(server.messages) == 2
@@ -56,12 +56,12 @@ def test_tls_trusted_ca_delivers_with_login(make_relay, engine, ca, ca_file, mod
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tls_untrusted_certificate_is_refused_before_login(
-    make_relay, engine, ca, mode
+    make_mailer, engine, ca, mode
 ):
     """The system's CAs do not know the test CA: no mail, no password sent."""
     seed_outbox(engine, 1)
     with TlsSmtpServer(ca, implicit=mode == "implicit") as server:
-        make_relay(
+        make_mailer(
             port=server.port, env=tls_env(mode), mail_timeout=TLS_TIMEOUT
         ).run_tick()
 
@@ -75,14 +75,14 @@ def test_tls_untrusted_certificate_is_refused_before_login(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tls_wrong_host_certificate_is_refused_before_login(
-    make_relay, engine, ca, ca_file, mode
+    make_mailer, engine, ca, ca_file, mode
 ):
     """Signed by the trusted CA, but for another name than MAIL_SERVER."""
     seed_outbox(engine, 1)
     with TlsSmtpServer(
         ca, implicit=mode == "implicit", names=("smtp.example.org",)
     ) as server:
-        make_relay(
+        make_mailer(
             port=server.port,
             env=tls_env(mode, MAIL_TLS_CA_FILE=ca_file),
             mail_timeout=TLS_TIMEOUT,
@@ -113,10 +113,12 @@ def test_tls_server_refuses_login_before_starttls(ca):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_tls_verify_false_delivers_to_an_untrusted_server(make_relay, engine, ca, mode):
+def test_tls_verify_false_delivers_to_an_untrusted_server(
+    make_mailer, engine, ca, mode
+):
     seed_outbox(engine, 1)
     with TlsSmtpServer(ca, implicit=mode == "implicit") as server:
-        make_relay(
+        make_mailer(
             port=server.port,
             env=tls_env(mode, MAIL_TLS_VERIFY="false"),
             mail_timeout=TLS_TIMEOUT,

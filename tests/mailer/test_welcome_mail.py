@@ -8,7 +8,7 @@ HOSTILE_NAME = '<img src=x onerror="alert(1)"> Bcc: victim@example.com'
 
 
 def test_welcome_mail_has_text_and_html_parts_and_configured_headers(
-    make_app, make_relay, smtp, engine
+    make_app, make_mailer, smtp, engine
 ):
     settings = {
         "SIGNUP_WELCOME_SUBJECT": "Bienvenue chez nous",
@@ -20,7 +20,7 @@ def test_welcome_mail_has_text_and_html_parts_and_configured_headers(
     )
     assert response.status_code == 201
 
-    assert make_relay(env=settings).run_tick() == 1
+    assert make_mailer(env=settings).run_tick() == 1
 
     [row] = outbox_rows(engine)
     [message] = smtp.messages

@@ -1,6 +1,6 @@
 """Whole messages: every field Flask-Mail can carry arrives as it was queued.
 
-Each test queues through the contract's enqueue_email, runs a real relay tick
+Each test queues through the contract's enqueue_email, runs a real mailer tick
 against aiosmtpd, and reads what came off the wire: envelope and bytes.
 """
 
@@ -65,10 +65,10 @@ def full_message() -> MailMessage:
     )
 
 
-def test_whole_message_arrives_as_queued(make_relay, smtp, engine):
+def test_whole_message_arrives_as_queued(make_mailer, smtp, engine):
     row_id = queue(engine, full_message())
 
-    assert make_relay().run_tick() == 1
+    assert make_mailer().run_tick() == 1
 
     [message] = smtp.messages
     [received] = smtp.received
@@ -96,14 +96,14 @@ def test_whole_message_arrives_as_queued(make_relay, smtp, engine):
     assert row_of(engine, row_id)["status"] == "sent"
 
 
-def test_long_lines_are_encoded_and_arrive_whole(make_relay, smtp, engine):
+def test_long_lines_are_encoded_and_arrive_whole(make_mailer, smtp, engine):
     """aiosmtpd refuses a line over 998 octets: the row would fail for good."""
     link = "https://shop.example/track?" + "x" * 5000
     html = f'<p><a href="{link}">track</a></p>' + "é" * 3000
     queue(engine, MailMessage.build(subject="Track", to="a@example.com", html=html,
                                     text="plain " * 400))  # fmt: skip
 
-    assert make_relay().run_tick() == 1
+    assert make_mailer().run_tick() == 1
 
     [received] = smtp.received
     assert max(len(line) for line in received.content.split(b"\r\n")) <= 998
@@ -112,14 +112,14 @@ def test_long_lines_are_encoded_and_arrive_whole(make_relay, smtp, engine):
     assert message.get_body(("plain",)).get_content().rstrip("\n") == "plain " * 400
 
 
-def test_a_refused_cc_is_recorded_while_to_is_accepted(make_relay, smtp, engine):
+def test_a_refused_cc_is_recorded_while_to_is_accepted(make_mailer, smtp, engine):
     smtp.refuse_recipients["office@example.com"] = "550 5.1.1 no such user"
     row_id = queue(
         engine,
         MailMessage.build(subject="Hi", to="jd@example.com", cc=["office@example.com"]),
     )
 
-    assert make_relay().run_tick() == 1
+    assert make_mailer().run_tick() == 1
 
     row = row_of(engine, row_id)
     assert row["status"] == "sent"
@@ -130,11 +130,11 @@ def test_a_refused_cc_is_recorded_while_to_is_accepted(make_relay, smtp, engine)
     assert received.rcpt_tos == ["jd@example.com"]
 
 
-def test_outbox_show_prints_recipients_and_outcomes(make_relay, smtp, engine,
+def test_outbox_show_prints_recipients_and_outcomes(make_mailer, smtp, engine,
                                                     database_url):  # fmt: skip
     smtp.refuse_recipients["office@example.com"] = "550 5.1.1 no such user"
     row_id = queue(engine, full_message())
-    make_relay().run_tick()
+    make_mailer().run_tick()
     env = {"DATABASE_URL": url_string(database_url)}
 
     shown = CliRunner().invoke(cli, ["show", str(row_id), "--json"], env=env)
@@ -162,26 +162,26 @@ def test_outbox_show_prints_recipients_and_outcomes(make_relay, smtp, engine,
     assert missing.exit_code == 1 and "no outbox row 999999" in missing.output
 
 
-def test_every_recipient_refused_follows_the_reply_code(make_relay, smtp, engine):
+def test_every_recipient_refused_follows_the_reply_code(make_mailer, smtp, engine):
     smtp.refuse_recipients["gone@example.com"] = "550 5.1.1 no such user"
     smtp.refuse_recipients["full@example.com"] = "452 4.2.2 mailbox full"
     gone = queue(engine, MailMessage.build(subject="A", to="gone@example.com"))
     full = queue(engine, MailMessage.build(subject="B", to="full@example.com"))
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     assert row_of(engine, gone)["status"] == "failed"
     assert row_of(engine, full)["status"] == "pending"  # retried later
     assert row_of(engine, full)["last_error"].startswith("452")
 
 
-def test_date_and_message_id_are_the_same_on_every_attempt(make_relay, smtp, engine):
+def test_date_and_message_id_are_the_same_on_every_attempt(make_mailer, smtp, engine):
     queue(engine, MailMessage.build(subject="Again", to="a@example.com"))
     smtp.fail_next("451 try later")
-    relay = make_relay(backoff_seconds=0.001, backoff_max_seconds=0.001)
+    mailer = make_mailer(backoff_seconds=0.001, backoff_max_seconds=0.001)
 
-    relay.run_tick()
-    relay.run_tick()
+    mailer.run_tick()
+    mailer.run_tick()
 
     first, second = (r.content for r in smtp.received)
     header = lambda raw, name: [  # noqa: E731
@@ -192,7 +192,7 @@ def test_date_and_message_id_are_the_same_on_every_attempt(make_relay, smtp, eng
     assert len(smtp.messages) == 1
 
 
-def test_a_plain_row_written_by_hand_is_delivered(make_relay, smtp, engine):
+def test_a_plain_row_written_by_hand_is_delivered(make_mailer, smtp, engine):
     """The plain SQL contract: today's columns, no message JSON, still sends."""
     with engine.begin() as connection:
         connection.execute(
@@ -203,7 +203,7 @@ def test_a_plain_row_written_by_hand_is_delivered(make_relay, smtp, engine):
             )
         )
 
-    assert make_relay().run_tick() == 1
+    assert make_mailer().run_tick() == 1
 
     [message] = smtp.messages
     assert message["To"] == "bob@example.com"

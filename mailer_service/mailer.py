@@ -1,6 +1,6 @@
 """The delivery loop: a tick runs the pipeline, and ticks follow one another.
 
-The delivery loop (:mod:`mailer_service.wakeup`) calls :meth:`Relay.run_tick`
+The delivery loop (:mod:`mailer_service.wakeup`) calls :meth:`Mailer.run_tick`
 whenever it is woken: every poll interval, and whenever the listener hears of
 new rows. A tick is three stages, each a module:
 
@@ -35,7 +35,7 @@ from mailer_service import metrics
 from mailer_service.app import db
 from mailer_service.claimer import Claimer, Prefetch
 from mailer_service.completer import Completer
-from mailer_service.config import RelaySettings
+from mailer_service.config import MailerSettings
 from mailer_service.limits import ConnectionSlots, SendRate, Throttle
 from mailer_service.outcomes import Outcomes
 from mailer_service.pause import SmtpPause
@@ -47,24 +47,24 @@ from outbox_contract.database import first_line
 logger = logging.getLogger(__name__)
 
 
-def new_worker_id() -> str:
+def new_mailer_id() -> str:
     """Return an id unique to this process: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-class Relay:
+class Mailer:
     """Moves due outbox rows to SMTP; ``run_tick`` is the scheduler's job."""
 
     def __init__(
         self,
         app: Flask,
-        settings: RelaySettings,
-        worker_id: str | None = None,
+        settings: MailerSettings,
+        mailer_id: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
-        self.worker_id = worker_id or new_worker_id()
+        self.mailer_id = mailer_id or new_mailer_id()
         # Called after each tick that drained what was due (the listener's idle()).
         self.on_idle: Callable[[], None] | None = None
         policy = RetryPolicy(
@@ -74,13 +74,13 @@ class Relay:
             rng or random.Random(),
         )
         outcomes = Outcomes(policy, settings.suppress_hard_bounces)
-        self.completer = Completer(outcomes, self.worker_id, settings.concurrency)
+        self.completer = Completer(outcomes, self.mailer_id, settings.concurrency)
         self.pause = SmtpPause(settings.poll_interval)
         self.throttle = Throttle(settings.concurrency)
         self._stopping = threading.Event()
         self.workers = SmtpWorkers(
             settings,
-            self.worker_id,
+            self.mailer_id,
             self._stopping,
             self.pause,
             self.throttle,
@@ -99,7 +99,7 @@ class Relay:
         self._database_failing = False  # log the traceback once per outage
 
     def stop(self) -> None:
-        """Ask the relay to stop claiming and to release what it holds."""
+        """Ask the mailer to stop claiming and to release what it holds."""
         self._stopping.set()
 
     @property
@@ -113,7 +113,7 @@ class Relay:
             self._senders.shutdown(wait=True)
 
     def run_tick(self) -> int:
-        """Deliver due rows until none are left or the relay stops; return the count.
+        """Deliver due rows until none are left or the mailer stops; return the count.
 
         A database error ends the tick with a log line; outcomes not yet
         written stay with the completer, and the next tick writes them first.
@@ -200,7 +200,7 @@ class Relay:
 
     def log_database_error(self, err: SQLAlchemyError) -> None:
         """Log a failed tick: with its traceback once, then a line per poll."""
-        extra = {"action": "tick_failed", "worker_id": self.worker_id}
+        extra = {"action": "tick_failed", "mailer_id": self.mailer_id}
         metrics.DATABASE_ERRORS.inc()
         if self._database_failing:
             logger.warning("database still failing: %s", first_line(err), extra=extra)
@@ -211,5 +211,5 @@ class Relay:
         self._database_failing = True
 
     def _store(self, connection: Connection) -> OutboxStore:
-        """Return a store on ``connection``, fenced by our worker id."""
-        return OutboxStore(connection, self.worker_id, self.settings.lease_seconds)
+        """Return a store on ``connection``, fenced by our mailer id."""
+        return OutboxStore(connection, self.mailer_id, self.settings.lease_seconds)

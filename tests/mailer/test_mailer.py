@@ -20,10 +20,10 @@ from tests.support.processes import free_port, wait_until
 from tests.support.smtp import HangingServer
 
 
-def test_relay_sends_due_rows_and_records_sent(make_relay, smtp, engine):
+def test_mailer_sends_due_rows_and_records_sent(make_mailer, smtp, engine):
     seed_outbox(engine, 3)
 
-    assert make_relay().run_tick() == 3
+    assert make_mailer().run_tick() == 3
 
     rows = outbox_rows(engine)
     assert [r["status"] for r in rows] == ["sent"] * 3
@@ -35,10 +35,10 @@ def test_relay_sends_due_rows_and_records_sent(make_relay, smtp, engine):
     assert smtp.message_ids() == {r["message_id"]: 1 for r in rows}
 
 
-def test_relay_message_has_one_message_id_equal_to_the_row(make_relay, smtp, engine):
+def test_mailer_message_has_one_message_id_equal_to_the_row(make_mailer, smtp, engine):
     seed_outbox(engine, 1)
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     [row] = outbox_rows(engine)
     [message] = smtp.messages
@@ -55,49 +55,49 @@ def test_relay_message_has_one_message_id_equal_to_the_row(make_relay, smtp, eng
     assert parts["text/html"].strip() == row["body_html"]
 
 
-def test_relay_leaves_future_rows_alone(make_relay, smtp, engine):
+def test_mailer_leaves_future_rows_alone(make_mailer, smtp, engine):
     seed_outbox(engine, 2)
     set_timestamp(engine, "available_at", datetime.now(UTC) + timedelta(hours=1))
 
-    assert make_relay().run_tick() == 0
+    assert make_mailer().run_tick() == 0
 
     assert status_counts(engine) == {"pending": 2}
     assert smtp.messages == []
 
 
-def test_relay_4xx_retries_after_backoff_with_the_same_message_id(
-    make_relay, smtp, engine
+def test_mailer_4xx_retries_after_backoff_with_the_same_message_id(
+    make_mailer, smtp, engine
 ):
     seed_outbox(engine, 1)
     smtp.fail_next("451 4.7.1 greylisted, try later")
-    relay = make_relay()
+    mailer = make_mailer()
 
-    relay.run_tick()
+    mailer.run_tick()
 
     [row] = outbox_rows(engine)
     assert (row["status"], row["attempts"]) == ("pending", 1)
     assert row["last_error"] == "451 4.7.1 greylisted, try later"
     assert row["locked_by"] is None
     assert row["last_attempt_at"] is not None
-    assert relay.run_tick() == 0  # backing off: not due yet
+    assert mailer.run_tick() == 0  # backing off: not due yet
     assert smtp.messages == []
 
     set_timestamp(engine, "available_at", LONG_AGO)  # the backoff has passed
-    assert relay.run_tick() == 1
+    assert mailer.run_tick() == 1
 
     [row] = outbox_rows(engine)
     assert (row["status"], row["attempts"]) == ("sent", 2)
     assert smtp.message_ids() == {row["message_id"]: 1}
 
 
-def test_relay_5xx_fails_after_one_attempt(make_relay, smtp, engine):
+def test_mailer_5xx_fails_after_one_attempt(make_mailer, smtp, engine):
     seed_outbox(engine, 2)
     smtp.fail_next("550 5.1.1 no such user")
-    relay = make_relay()
+    mailer = make_mailer()
 
-    relay.run_tick()
+    mailer.run_tick()
     set_timestamp(engine, "available_at", LONG_AGO)
-    relay.run_tick()
+    mailer.run_tick()
 
     first, second = outbox_rows(engine)
     assert (first["status"], first["attempts"]) == ("failed", 1)
@@ -107,14 +107,14 @@ def test_relay_5xx_fails_after_one_attempt(make_relay, smtp, engine):
     assert len(smtp.messages) == 1
 
 
-def test_relay_max_attempts_gives_failed(make_relay, smtp, engine):
+def test_mailer_max_attempts_gives_failed(make_mailer, smtp, engine):
     seed_outbox(engine, 1)
     smtp.fail_next("451 busy", "452 busy", "421 closing")
-    relay = make_relay(max_attempts=3)
+    mailer = make_mailer(max_attempts=3)
 
     statuses = []
     for _ in range(4):
-        relay.run_tick()
+        mailer.run_tick()
         [row] = outbox_rows(engine)
         statuses.append((row["status"], row["attempts"]))
         set_timestamp(engine, "available_at", LONG_AGO)
@@ -124,11 +124,13 @@ def test_relay_max_attempts_gives_failed(make_relay, smtp, engine):
     assert smtp.messages == []
 
 
-def test_relay_dropped_connection_releases_the_rest_uncharged(make_relay, smtp, engine):
+def test_mailer_dropped_connection_releases_the_rest_uncharged(
+    make_mailer, smtp, engine
+):
     seed_outbox(engine, 5)
     smtp.fail_next("ok", "drop")
 
-    assert make_relay().run_tick() == 2
+    assert make_mailer().run_tick() == 2
 
     rows = outbox_rows(engine)
     assert [(r["status"], r["attempts"]) for r in rows] == [
@@ -143,28 +145,28 @@ def test_relay_dropped_connection_releases_the_rest_uncharged(make_relay, smtp, 
     assert [r["last_error"] for r in rows[2:]] == [None, None, None]
 
 
-def test_relay_reconnects_after_a_short_pause(make_relay, smtp, engine):
+def test_mailer_reconnects_after_a_short_pause(make_mailer, smtp, engine):
     seed_outbox(engine, 4)
     smtp.fail_next("drop")
-    relay = make_relay(poll_interval=0.2)
+    mailer = make_mailer(poll_interval=0.2)
 
-    relay.run_tick()
-    assert wait_until(lambda: time.monotonic() >= relay.pause.until, 10)
-    relay.run_tick()
+    mailer.run_tick()
+    assert wait_until(lambda: time.monotonic() >= mailer.pause.until, 10)
+    mailer.run_tick()
 
     assert [r["status"] for r in outbox_rows(engine)] == ["pending"] + ["sent"] * 3
 
 
-def test_relay_pauses_claims_while_smtp_is_unreachable(make_relay, engine, caplog):
+def test_mailer_pauses_claims_while_smtp_is_unreachable(make_mailer, engine, caplog):
     """No storm against a dead server: each failure doubles the pause."""
     seed_outbox(engine, 3)
-    relay = make_relay(port=free_port(), poll_interval=20)
+    mailer = make_mailer(port=free_port(), poll_interval=20)
 
-    relay.run_tick()
-    assert relay.run_tick() == 0  # paused: nothing claimed, nobody charged
+    mailer.run_tick()
+    assert mailer.run_tick() == 0  # paused: nothing claimed, nobody charged
     attempts = [r["attempts"] for r in outbox_rows(engine)]
-    relay.pause.until = 0.0  # as if the pause were over
-    relay.run_tick()
+    mailer.pause.until = 0.0  # as if the pause were over
+    mailer.run_tick()
 
     assert attempts == [1, 0, 0]
     assert [r["attempts"] for r in outbox_rows(engine)] == [1, 1, 0]
@@ -173,13 +175,13 @@ def test_relay_pauses_claims_while_smtp_is_unreachable(make_relay, engine, caplo
         "SMTP connection failed; no claims for 20.0s",
         "SMTP connection failed; no claims for 40.0s",
     ]
-    assert relay.pause.until > time.monotonic()
+    assert mailer.pause.until > time.monotonic()
 
 
-def test_relay_connection_refused_is_transient(make_relay, smtp, engine):
+def test_mailer_connection_refused_is_transient(make_mailer, smtp, engine):
     seed_outbox(engine, 3)
 
-    make_relay(port=free_port()).run_tick()
+    make_mailer(port=free_port()).run_tick()
 
     rows = outbox_rows(engine)
     assert [(r["status"], r["attempts"]) for r in rows] == [
@@ -190,11 +192,11 @@ def test_relay_connection_refused_is_transient(make_relay, smtp, engine):
     assert "ConnectionRefusedError" in rows[0]["last_error"]
 
 
-def test_relay_hanging_server_times_out_and_records_it(make_relay, engine):
+def test_mailer_hanging_server_times_out_and_records_it(make_mailer, engine):
     seed_outbox(engine, 2)
 
     with HangingServer() as hanging:
-        make_relay(port=hanging.port).run_tick()
+        make_mailer(port=hanging.port).run_tick()
 
     rows = outbox_rows(engine)
     assert [(r["status"], r["attempts"]) for r in rows] == [
@@ -204,12 +206,12 @@ def test_relay_hanging_server_times_out_and_records_it(make_relay, engine):
     assert "timed out" in rows[0]["last_error"]
 
 
-def test_relay_server_stalling_mid_message_times_out(make_relay, smtp, engine):
+def test_mailer_server_stalling_mid_message_times_out(make_mailer, smtp, engine):
     seed_outbox(engine, 2)
     smtp.stall_seconds = 1.5
     smtp.fail_next("stall")
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     first, second = outbox_rows(engine)
     assert (first["status"], first["attempts"]) == ("pending", 1)
@@ -217,7 +219,7 @@ def test_relay_server_stalling_mid_message_times_out(make_relay, smtp, engine):
     assert (second["status"], second["attempts"]) == ("pending", 0)
 
 
-def test_relay_unbuildable_message_fails_permanently(make_relay, smtp, engine):
+def test_mailer_unbuildable_message_fails_permanently(make_mailer, smtp, engine):
     seed_outbox(engine, 2)
     with engine.begin() as connection:  # a subject that would inject a header
         connection.execute(
@@ -228,7 +230,7 @@ def test_relay_unbuildable_message_fails_permanently(make_relay, smtp, engine):
                       " WHERE id = (SELECT min(id) FROM outbox)")
         )  # fmt: skip
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     first, second = outbox_rows(engine)
     assert (first["status"], first["attempts"]) == ("failed", 1)
@@ -237,7 +239,7 @@ def test_relay_unbuildable_message_fails_permanently(make_relay, smtp, engine):
     assert len(smtp.messages) == 1
 
 
-def test_relay_non_ascii_recipient_fails_alone(make_relay, smtp, engine):
+def test_mailer_non_ascii_recipient_fails_alone(make_mailer, smtp, engine):
     """Without SMTPUTF8 a non-ASCII local part cannot be sent: only that row fails."""
     seed_outbox(engine, 2)
     with engine.begin() as connection:
@@ -245,7 +247,7 @@ def test_relay_non_ascii_recipient_fails_alone(make_relay, smtp, engine):
             text("UPDATE outbox SET recipient = 'jürgen@example.com' WHERE id = 1")
         )
 
-    make_relay().run_tick()
+    make_mailer().run_tick()
 
     first, second = outbox_rows(engine)
     assert (first["status"], first["attempts"]) == ("failed", 1)
@@ -254,12 +256,12 @@ def test_relay_non_ascii_recipient_fails_alone(make_relay, smtp, engine):
     assert smtp.message_ids() == {second["message_id"]: 1}
 
 
-def test_relay_stop_mid_batch_releases_unsent_rows(make_relay, smtp, engine):
+def test_mailer_stop_mid_batch_releases_unsent_rows(make_mailer, smtp, engine):
     seed_outbox(engine, 5)
-    relay = make_relay()
-    smtp.on_message = lambda accepted: relay.stop() if accepted == 1 else None
+    mailer = make_mailer()
+    smtp.on_message = lambda accepted: mailer.stop() if accepted == 1 else None
 
-    relay.run_tick()
+    mailer.run_tick()
 
     rows = outbox_rows(engine)
     assert [(r["status"], r["attempts"]) for r in rows] == [
@@ -270,10 +272,10 @@ def test_relay_stop_mid_batch_releases_unsent_rows(make_relay, smtp, engine):
         ("pending", 0),
     ]
     assert status_counts(engine).get("sending") is None
-    assert relay.run_tick() == 0  # a stopped relay claims nothing more
+    assert mailer.run_tick() == 0  # a stopped mailer claims nothing more
 
 
-def test_relay_skips_a_row_whose_lease_was_taken_mid_batch(make_relay, smtp, engine):
+def test_mailer_skips_a_row_whose_lease_was_taken_mid_batch(make_mailer, smtp, engine):
     """A worker never starts sending a row it no longer holds."""
     ids = seed_outbox(engine, 3)
 
@@ -289,9 +291,9 @@ def test_relay_skips_a_row_whose_lease_was_taken_mid_batch(make_relay, smtp, eng
                 )
 
     smtp.on_message = steal_second_row
-    # A tiny lease makes the relay renew its hold before every message; the
+    # A tiny lease makes the mailer renew its hold before every message; the
     # thief's lease lasts, so no later claim takes the row back either.
-    make_relay(lease_seconds=0.001, batch_size=16).run_tick()
+    make_mailer(lease_seconds=0.001, batch_size=16).run_tick()
 
     rows = outbox_rows(engine)
     assert [(r["status"], r["locked_by"]) for r in rows] == [
@@ -302,13 +304,13 @@ def test_relay_skips_a_row_whose_lease_was_taken_mid_batch(make_relay, smtp, eng
     assert len(smtp.messages) == 2
 
 
-def test_relay_reclaims_rows_of_a_crashed_worker_after_the_lease(
-    make_relay, smtp, engine
+def test_mailer_reclaims_rows_of_a_crashed_worker_after_the_lease(
+    make_mailer, smtp, engine
 ):
     seed_outbox(engine, 2)
     with engine.connect() as connection:
         OutboxStore(connection, "crashed", 30).claim_due_rows(10)
-    survivor = make_relay(worker_id="survivor")
+    survivor = make_mailer(mailer_id="survivor")
 
     assert survivor.run_tick() == 0  # the lease still protects the rows
     set_timestamp(engine, "locked_until", LONG_AGO, "status = 'sending'")
@@ -318,22 +320,22 @@ def test_relay_reclaims_rows_of_a_crashed_worker_after_the_lease(
     assert len(smtp.messages) == 2
 
 
-def test_relay_survives_a_database_error_and_recovers(make_relay, smtp, engine):
+def test_mailer_survives_a_database_error_and_recovers(make_mailer, smtp, engine):
     seed_outbox(engine, 1)
-    relay = make_relay()
+    mailer = make_mailer()
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE outbox RENAME TO outbox_away"))
 
-    assert relay.run_tick() == 0  # logged, not raised
+    assert mailer.run_tick() == 0  # logged, not raised
 
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE outbox_away RENAME TO outbox"))
-    assert relay.run_tick() == 1
+    assert mailer.run_tick() == 1
     assert status_counts(engine) == {"sent": 1}
 
 
-def test_relay_records_an_outcome_the_database_refused_at_the_next_tick(
-    make_relay, smtp, engine
+def test_mailer_records_an_outcome_the_database_refused_at_the_next_tick(
+    make_mailer, smtp, engine
 ):
     """The server accepted a message, then the write failed: never send it again.
 
@@ -349,41 +351,41 @@ def test_relay_records_an_outcome_the_database_refused_at_the_next_tick(
     smtp.on_message = lambda accepted: (
         rename("outbox", "away") if accepted == 0 else None
     )
-    relay = make_relay()
+    mailer = make_mailer()
 
-    assert relay.run_tick() == 0  # message 1 accepted; recording it failed
+    assert mailer.run_tick() == 0  # message 1 accepted; recording it failed
     unrecorded = len(smtp.messages)
-    assert 1 <= unrecorded <= 1 + relay.completer.backlog < 40
-    assert relay.completer.carried == unrecorded
+    assert 1 <= unrecorded <= 1 + mailer.completer.backlog < 40
+    assert mailer.completer.carried == unrecorded
 
     smtp.on_message = None
     rename("away", "outbox")
     # The unwritten rows' leases have run out: the next tick must write their
     # outcomes before it claims, or it would take them back and send again.
     set_timestamp(engine, "locked_until", LONG_AGO, "status = 'sending'")
-    relay.run_tick()
+    mailer.run_tick()
 
     rows = outbox_rows(engine)
     assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1)] * 40
-    assert relay.run_tick() == 0
+    assert mailer.run_tick() == 0
     assert sorted(smtp.message_ids().values()) == [1] * 40
 
 
-def test_relay_logs_a_database_outage_once_with_traceback(
-    make_relay, smtp, engine, caplog
+def test_mailer_logs_a_database_outage_once_with_traceback(
+    make_mailer, smtp, engine, caplog
 ):
     caplog.set_level(logging.INFO, logger="mailer_service")
     seed_outbox(engine, 1)
-    relay = make_relay()
+    mailer = make_mailer()
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE outbox RENAME TO outbox_away"))
 
     for _ in range(3):
-        relay.run_tick()
+        mailer.run_tick()
 
     failures = [r for r in caplog.records if getattr(r, "action", "") == "tick_failed"]
     assert [r.exc_info is not None for r in failures] == [True, False, False]
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE outbox_away RENAME TO outbox"))
-    assert relay.run_tick() == 1
+    assert mailer.run_tick() == 1
     assert "database is back" in caplog.text
