@@ -11,6 +11,8 @@ from bench import database
 from bench.procs import ROOT
 from mailer_service.config import DEFAULT_CONCURRENCY
 
+ONLY = ("burst",)  # phases ``--only`` can run alone (bench.run.ALONE)
+
 
 def int_list(value: str) -> list[int]:
     """Parse ``1,2,4`` into ``[1, 2, 4]``: positive, in the order given."""
@@ -141,6 +143,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--floor-requests", type=int, default=300, help="sequential, per app"
     )
+    burst = p.add_argument_group("a burst of signups against an idle mailer")
+    burst.add_argument(
+        "--burst-signups", type=int, default=10_000, help="signups per burst"
+    )
+    burst.add_argument(
+        "--burst-clients",
+        type=int,
+        default=16,
+        help="HTTP client threads of the burst through the signup service",
+    )
+    burst.add_argument(
+        "--burst-producers",
+        type=int,
+        default=32,
+        help="threads of the burst of signup-shaped SQL transactions",
+    )
     capacity = p.add_argument_group("capacity (off by default)")
     capacity.add_argument("--capacity", action="store_true", help="run this phase")
     capacity.add_argument(
@@ -151,6 +169,11 @@ def parser() -> argparse.ArgumentParser:
     )
     capacity.add_argument("--capacity-workers", type=int_list, default=[1, 2])
     capacity.add_argument("--capacity-processes", type=int_list, default=[1, 2, 4, 8])
+    p.add_argument(
+        "--only",
+        choices=ONLY,
+        help="run this phase alone and print its section; BENCHMARKS.md is kept",
+    )
     p.add_argument(
         "--output", type=Path, default=ROOT / "BENCHMARKS.md", help="file to rewrite"
     )

@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import psycopg
+
 from bench import database, pg
 from bench.context import Bench
 from bench.procs import start_mailer
@@ -44,17 +46,22 @@ class ProducerFigures:
         return max(self.on) / max(self.off) if self.off and max(self.off) else 0.0
 
 
+def commit_signup(connection: psycopg.Connection, name: str) -> None:
+    """Commit one signup-shaped transaction: the user ``name``, then its welcome row."""
+    email = f"{name}@example.com"
+    with connection.transaction():
+        row = connection.execute(USER, (email,)).fetchone()
+        user_id = row[0] if row else 0
+        connection.execute(WELCOME, (email, f"<{name}@bench>", user_id))
+
+
 def _produce(url: str, tag: str, stop: threading.Event, done: list[int]) -> None:
     """Commit signup-shaped transactions until ``stop``; count them in ``done``."""
     with pg.connect(url) as connection:
         connection.autocommit = False
         n = 0
         while not stop.is_set():
-            email = f"{tag}-{n}@example.com"
-            with connection.transaction():
-                row = connection.execute(USER, (email,)).fetchone()
-                user_id = row[0] if row else 0
-                connection.execute(WELCOME, (email, f"<{tag}-{n}@bench>", user_id))
+            commit_signup(connection, f"{tag}-{n}")
             n += 1
         done.append(n)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bench import report_sections, targets
 from bench.attachments import AttachmentCost
+from bench.burst import Burst
+from bench.burst_report import burst_section
 from bench.capacity import Capacity
 from bench.ceilings import RAW
 from bench.claim_cost import ClaimCost
@@ -49,6 +51,7 @@ class Results:
     capacity: Capacity | None = None  # only with --capacity
     pipeline: list[PipelineDrain] = field(default_factory=list)
     producers: ProducerFigures | None = None
+    bursts: list[Burst] = field(default_factory=list)
     # Chart links relative to the Markdown file, by name; empty without matplotlib.
     charts: dict[str, str] = field(default_factory=dict)
 
@@ -216,7 +219,7 @@ HOW_TO_READ = [
 def render(results: Results) -> str:
     """Return the whole of BENCHMARKS.md."""
     evaluated = targets.evaluate(
-        results.mailers, results.latency, results.claim, results.floor
+        results.mailers, results.latency, results.claim, results.floor, results.bursts
     )
     lines = [
         *_header(results),
@@ -231,6 +234,7 @@ def render(results: Results) -> str:
         ),
         *pipeline_section(results.pipeline),
         *producers_section(results.producers),
+        *burst_section(results.bursts),
         *report_sections.attachment_section(results.attachments),
         *report_sections.latency_section(
             results.latency, results.charts.get("latency")

@@ -2,7 +2,8 @@
 
 Run ``python -m bench.run --help`` for the knobs. It creates and drops its own
 PostgreSQL databases, prints the results as Markdown, rewrites BENCHMARKS.md
-and the charts it links to.
+and the charts it links to. ``--only PHASE`` runs one phase and prints its
+section, leaving BENCHMARKS.md alone.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 from bench import crash, database, latency, plots, throughput
 from bench.attachments import measure_attachment_cost
+from bench.burst import Burst, measure_bursts
+from bench.burst_report import burst_section
 from bench.capacity import measure_capacity
 from bench.claim_cost import measure_claim_cost
 from bench.cli import mailer_concurrency, parser
@@ -60,8 +65,9 @@ def _charts(results: Results, folder: Path, output: Path) -> dict[str, str]:
     }
 
 
-def run(args: argparse.Namespace, command: str) -> Results:
-    """Run every phase on fresh databases and return the results."""
+@contextmanager
+def open_bench(args: argparse.Namespace) -> Iterator[Bench]:
+    """Create the database and start the SMTP sinks every phase shares."""
     concurrency = mailer_concurrency(args.mailer_concurrency)
     with (
         tempfile.TemporaryDirectory(prefix="outbox-bench-") as logs,
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace, command: str) -> Results:
         open_fast_sink(Path(logs)) as sink,
         relay_sink() as relay,
     ):
-        bench = Bench(
+        yield Bench(
             db_url=db_url,
             slow=slow,
             fast=fast,
@@ -85,6 +91,31 @@ def run(args: argparse.Namespace, command: str) -> Results:
             relay_rows=args.relay_rows,
             mailer_extra=concurrency.env,
         )
+
+
+def _bursts(bench: Bench, args: argparse.Namespace) -> list[Burst]:
+    """Run the burst phase with the command line's sizes."""
+    progress(f"bursting {args.burst_signups:,} signups at an idle mailer, twice")
+    return measure_bursts(
+        bench, args.burst_signups, args.burst_clients, args.burst_producers
+    )
+
+
+def _burst_alone(bench: Bench, args: argparse.Namespace) -> list[str]:
+    """Run the burst phase; return its section."""
+    return burst_section(_bursts(bench, args))
+
+
+# What ``--only`` runs: one phase, returning its Markdown section.
+ALONE: dict[str, Callable[[Bench, argparse.Namespace], list[str]]] = {
+    "burst": _burst_alone,
+}
+
+
+def run(args: argparse.Namespace, command: str) -> Results:
+    """Run every phase on fresh databases and return the results."""
+    concurrency = mailer_concurrency(args.mailer_concurrency)
+    with open_bench(args) as bench:
         progress("measuring signup latency of the seed patterns and the outbox")
         phases = latency.measure_all(bench)
         progress("killing web processes with mail in flight")
@@ -95,6 +126,7 @@ def run(args: argparse.Namespace, command: str) -> Results:
         )
         progress("measuring producer transactions/s with wake-up on and off")
         producers = measure_producers(bench)
+        bursts = _bursts(bench, args)
         progress("measuring SMTP concurrency against a 1 s relay, and backends")
         pipeline = measure_pipeline(
             bench, args.pipeline_concurrency, args.aiosmtpd_concurrency
@@ -137,6 +169,7 @@ def run(args: argparse.Namespace, command: str) -> Results:
             capacity=capacity,
             pipeline=pipeline,
             producers=producers,
+            bursts=bursts,
         )
 
 
@@ -156,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     # turn SIGTERM into SystemExit so the finally blocks stop them and drop the
     # database (Ctrl-C already raises KeyboardInterrupt).
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    if args.only:
+        with open_bench(args) as bench:
+            print("\n".join(ALONE[args.only](bench, args)))
+        progress(f"done; {args.output.name} was left alone (--only)")
+        return 0
     command = shlex.join(["python", "-m", "bench.run", *argv])
     results = run(args, command)
     progress("writing the report and the charts")

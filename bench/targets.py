@@ -1,14 +1,17 @@
 """The performance targets, checked against one run's figures.
 
 Every target is a ratio to something measured in the same run (a ceiling, an
-empty table, the floor app) or a latency bound, so a slow machine shifts both
-sides together. Nothing here is asserted in a test: the report shows met or not.
+empty table, the floor app, a burst's signups) or a latency bound, so a slow
+machine shifts both sides together. Nothing here is asserted in a test: the
+report shows met or not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.burst import Burst
 from bench.ceilings import FLASK_MAIL
 from bench.claim_cost import ClaimCost
 from bench.commit_latency import CommitLatency
@@ -113,11 +116,29 @@ def _floor_target(floor: FloorComparison) -> Target:
     )
 
 
+def _burst_targets(burst: Burst) -> list[Target]:
+    """Return issue #17's targets for a burst: fewer ticks and empty claims."""
+    return [
+        Target(
+            f"burst of {burst.requested:,} signups, {burst.producers}: {what}",
+            "< signups",
+            f"{count:,} for {burst.signups:,} signups"
+            f" ({burst.per_thousand(count):,.2f} per 1,000)",
+            burst.fewer_than_signups(count),
+        )
+        for what, count in (
+            ("ticks", burst.counts.ticks),
+            ("empty claims", burst.counts.empty_claims),
+        )
+    ]
+
+
 def evaluate(
     figures: MailerFigures,
     latency: CommitLatency,
     claim: ClaimCost,
     floor: FloorComparison,
+    bursts: Sequence[Burst] = (),
 ) -> list[Target]:
     """Return every target with what this run measured."""
     return [
@@ -127,6 +148,7 @@ def evaluate(
         *_latency_targets(latency),
         _claim_target(claim),
         _floor_target(floor),
+        *(target for burst in bursts for target in _burst_targets(burst)),
     ]
 
 
