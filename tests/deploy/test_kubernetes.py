@@ -11,12 +11,18 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from mailer_service.config import LEASE_TIMEOUT_RATIO, mailer_settings, relay_settings
+from mailer_service.config import (
+    LEASE_TIMEOUT_RATIO,
+    load_mailer_settings,
+    mailer_settings,
+)
 from signup_service.config import signup_settings
 from tests.support import VENV_BIN
 from tests.support.deployfiles import (
@@ -182,7 +188,7 @@ def test_kubernetes_pod_env_is_a_valid_configuration(objects):
 
     signup_settings(container_env(objects, only_container(signup), PLACEHOLDER_SECRETS))
     mailer_env = container_env(objects, only_container(mailer), PLACEHOLDER_SECRETS)
-    relay_settings(mailer_env)
+    load_mailer_settings(mailer_env)
     assert mailer_settings(mailer_env)["MAIL_USE_TLS"] is True
     migrate_env = container_env(objects, only_container(migrate), PLACEHOLDER_SECRETS)
     assert migrate_env == {"DATABASE_URL": PLACEHOLDER_SECRETS["DATABASE_URL"]}
@@ -199,9 +205,8 @@ def test_kubernetes_mailer_grace_period_matches_compose(objects, config):
     compose_grace = parse_duration(config["services"]["mailer"]["stop_grace_period"])
 
     assert mail_timeout == float(compose_env["MAIL_TIMEOUT"])
-    assert (
-        relay_settings({"MAIL_TIMEOUT": str(mail_timeout)}).mail_timeout == mail_timeout
-    )
+    settings = load_mailer_settings({"MAIL_TIMEOUT": str(mail_timeout)})
+    assert settings.mail_timeout == mail_timeout
     assert grace == compose_grace
     assert grace > LEASE_TIMEOUT_RATIO * mail_timeout
     assert grace > 30  # Kubernetes' default, which would cut a send short
@@ -243,6 +248,46 @@ def test_kubernetes_writable_paths_are_emptydirs(objects):
         assert paths == {"/tmp"}
 
 
+def readme_pgbouncer_patch() -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Return the target and JSON patch of the README's "Behind PgBouncer"."""
+    text = (KUBERNETES_DIR / "README.md").read_text()
+    section = text.split("### Behind PgBouncer", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "no yaml block in the section"
+    (patch,) = yaml.safe_load(textwrap.dedent(block[1]))["patches"]
+    return patch["target"], yaml.safe_load(patch["patch"])
+
+
+def test_kubernetes_pgbouncer_patch_keeps_the_migration_direct(objects):
+    """Behind PgBouncer the README's patch sends the Job, and only it, direct.
+
+    The mailer's listener takes the direct URL from its own optional key.
+    """
+    secrets = {
+        **PLACEHOLDER_SECRETS,
+        "DATABASE_URL": "postgresql://outbox:placeholder@pgbouncer:6432/outbox",
+        "MAILER_LISTEN_URL": PLACEHOLDER_SECRETS["DATABASE_URL"],
+    }
+    target, operations = readme_pgbouncer_patch()
+    job = find(objects, target["kind"], target["name"])
+    for operation in operations:
+        assert operation["op"] == "replace"
+        *parents, last = operation["path"].strip("/").split("/")
+        node: Any = job
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        assert last in node  # kustomize replaces only what is there
+        node[last] = operation["value"]
+
+    assert container_env(objects, only_container(job), secrets) == {
+        "DATABASE_URL": secrets["MAILER_LISTEN_URL"]
+    }
+    mailer = find(objects, "Deployment", "outbox-mailer")
+    mailer_env = container_env(objects, only_container(mailer), secrets)
+    assert mailer_env["DATABASE_URL"] == secrets["DATABASE_URL"]
+    assert mailer_env["MAILER_LISTEN_URL"] == secrets["MAILER_LISTEN_URL"]
+
+
 def test_kubernetes_secrets_are_referenced_never_committed(objects):
     example = load_documents(KUBERNETES_DIR / "secret.example.yaml")
     (secret,) = example
@@ -261,6 +306,7 @@ def test_kubernetes_secrets_are_referenced_never_committed(objects):
         == set(secret["stringData"])
         == {
             "DATABASE_URL",
+            "MAILER_LISTEN_URL",
             "MAIL_PASSWORD",
             "SECRET_KEY",
         }

@@ -96,6 +96,42 @@ def service_env(config: Mapping[str, Any], service: str) -> dict[str, str]:
     return {key: "" if val is None else str(val) for key, val in environment.items()}
 
 
+def active_services(
+    config: Mapping[str, Any], profiles: Iterable[str] = ()
+) -> set[str]:
+    """Return the services ``docker compose --profile P... up`` starts.
+
+    A service without ``profiles`` always runs; one with them runs when one of
+    its profiles is among ``profiles``.
+    """
+    chosen = set(profiles)
+    return {
+        name
+        for name, service in config["services"].items()
+        if not service.get("profiles") or chosen & set(service["profiles"])
+    }
+
+
+def missing_dependencies(
+    config: Mapping[str, Any], profiles: Iterable[str] = ()
+) -> list[str]:
+    """Return ``service -> dependency`` for each required dependency left out.
+
+    With ``profiles`` active, a running service may depend on one that does not
+    run only with ``required: false``; otherwise compose refuses the project.
+    """
+    running = active_services(config, profiles)
+    missing = []
+    for name in sorted(running):
+        depends_on = config["services"][name].get("depends_on", {})
+        if isinstance(depends_on, list):
+            depends_on = {dependency: {} for dependency in depends_on}
+        for dependency, spec in depends_on.items():
+            if dependency not in running and spec.get("required", True):
+                missing.append(f"{name} -> {dependency}")
+    return missing
+
+
 def compose_variables(path: Path = COMPOSE_FILE) -> set[str]:
     """Return the names compose.yaml interpolates from the shell or .env."""
     return {
@@ -118,6 +154,12 @@ def env_example_names(path: Path = ENV_EXAMPLE) -> set[str]:
     """Return the variables .env.example sets or shows commented out."""
     found = re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", path.read_text(), re.MULTILINE)
     return set(found)
+
+
+def env_example_values(path: Path = ENV_EXAMPLE) -> dict[str, str]:
+    """Return the value .env.example shows for each variable, quotes removed."""
+    found = re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$", path.read_text(), re.MULTILINE)
+    return {name: value.strip().strip('"') for name, value in found}
 
 
 def parse_duration(text: str) -> float:

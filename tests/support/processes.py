@@ -1,4 +1,8 @@
-"""Real mailer processes for crash and signal tests."""
+"""Real child processes for crash and signal tests, mailers among them.
+
+Also what a process is connected to: :func:`tcp_connections` reads it from
+/proc, e.g. to tell a direct PostgreSQL connection from one through a pooler.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ _CONFIG_PREFIXES = (
     "LOG_FORMAT",
     "PROMETHEUS_MULTIPROC_DIR",
 )
+_TCP_ESTABLISHED = "01"  # the state column of /proc/net/tcp
 
 
 def free_port() -> int:
@@ -47,16 +52,47 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval=0.05) -
     return bool(predicate())
 
 
-class MailerProcess:
-    """``python -m mailer_service`` as a child process, logging to a file."""
+def tcp_connections(pid: int) -> set[tuple[int, int]]:
+    """Return (local port, remote port) of each TCP connection ``pid`` has open.
 
-    def __init__(self, log_path: Path, **env: str) -> None:
+    Read from /proc: the process's socket descriptors, looked up in the
+    kernel's TCP tables (IPv4 and IPv6) of its network namespace.
+    """
+    inodes = set()
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(descriptor)
+        except OSError:  # closed while we looked
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if inode in inodes and state == _TCP_ESTABLISHED:
+                found.add((_hex_port(local), _hex_port(remote)))
+    return found
+
+
+def _hex_port(address: str) -> int:
+    """Return the port of a /proc/net/tcp address such as ``0100007F:1538``."""
+    return int(address.rpartition(":")[2], 16)
+
+
+class LoggedProcess:
+    """A child process in a session of its own, logging to a file."""
+
+    def __init__(
+        self, command: list[str], env: dict[str, str], cwd: Path, log_path: Path
+    ) -> None:
         self.log_path = log_path
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mailer_service"],
-                cwd=ROOT,
-                env=child_env(**env),
+                command,
+                cwd=cwd,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -85,3 +121,12 @@ class MailerProcess:
         if self.alive():
             self.proc.kill()
             self.proc.wait(10)
+
+
+class MailerProcess(LoggedProcess):
+    """``python -m mailer_service`` as a child process, logging to a file."""
+
+    def __init__(self, log_path: Path, **env: str) -> None:
+        super().__init__(
+            [sys.executable, "-m", "mailer_service"], child_env(**env), ROOT, log_path
+        )
