@@ -11,12 +11,19 @@ three things it gets wrong for a queue that must send what it was given:
   ``Doe``, and ``To`` comes out of a set in any order. The address headers are
   written from the stored pairs, in order, exactly.
 - ``extra_headers`` is a dict, so a header given twice would be lost.
+
+Writing those headers costs little: a short ASCII value is stored as the plain
+string it will be sent as, and only a value that needs RFC 2047 encoding or
+folding goes through the SMTP policy's header parser (a profile of one mailer
+found that parser a tenth of its time per message).
 """
 
 from __future__ import annotations
 
 import json
 from email import charset as email_charset
+from email import policy as email_policy
+from email.header import Header
 from email.mime.base import MIMEBase
 from email.mime.text import MIMEText
 from email.utils import parseaddr
@@ -40,6 +47,29 @@ def _placeholder_message_id() -> str:
 # that calls socket.getfqdn(): a reverse DNS lookup per message, slow on hosts
 # with slow DNS. Every outbox row carries its own Message-ID, so skip it.
 flask_mail.make_msgid = _placeholder_message_id
+
+
+FOLD_AT = 78  # RFC 5322's recommended line length; longer header lines fold
+
+
+def set_header(message: MIMEBase, name: str, value: str) -> None:
+    """Add a header to ``message``, whose policy is Flask-Mail's SMTP policy.
+
+    An ASCII value is folded here, at FOLD_AT, and stored as the plain string
+    it is sent as. The SMTP policy would parse it instead, and its refolding
+    drops the quotes of a long display name with a comma in it
+    (``"Doe, John ..." <jd@example.com>`` arrives as two addresses). Any other
+    value is parsed by the SMTP policy, which encodes it (RFC 2047) at sending.
+    """
+    if value.isascii():
+        folded = Header(value, header_name=name, maxlinelen=FOLD_AT).encode()
+        message.policy = email_policy.compat32
+        try:
+            message[name] = folded
+        finally:
+            message.policy = email_policy.SMTP
+    else:
+        message[name] = value
 
 
 def needs_transfer_encoding(text: str) -> bool:
@@ -72,15 +102,15 @@ class OutboxMessage(Message):
         envelope = self.envelope
         for name in ("From", "To", "Cc", "Reply-To"):
             del message[name]
-        message["From"] = self.display_sender.formatted()
+        set_header(message, "From", self.display_sender.formatted())
         if envelope.to:
-            message["To"] = ", ".join(a.formatted() for a in envelope.to)
+            set_header(message, "To", ", ".join(a.formatted() for a in envelope.to))
         if envelope.cc:
-            message["Cc"] = ", ".join(a.formatted() for a in envelope.cc)
+            set_header(message, "Cc", ", ".join(a.formatted() for a in envelope.cc))
         if envelope.reply_to:
-            message["Reply-To"] = envelope.reply_to.formatted()
+            set_header(message, "Reply-To", envelope.reply_to.formatted())
         for name, value in envelope.headers:
-            message[name] = value
+            set_header(message, name, value)
         return message
 
 

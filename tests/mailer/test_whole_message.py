@@ -96,6 +96,28 @@ def test_whole_message_arrives_as_queued(make_mailer, smtp, engine):
     assert row_of(engine, row_id)["status"] == "sent"
 
 
+def test_long_display_names_with_commas_arrive_as_one_address_each(
+    make_mailer, smtp, engine
+):
+    """A name too long for one header line folds without losing its quotes."""
+    long_name = "A display name longer than a whole header line, which must fold, really"
+    long_name += " and truly"
+    unicode_name = "Zoë Ünicode, Head of the Department of Rather Long Names"
+    to = [(long_name, "jd@example.com"), ("Roe, Ann", "ar@example.com")]
+    cc = [(unicode_name, "zu@example.com")]
+    cc += [(f"Person {n}, Esq.", f"p{n}@example.com") for n in range(6)]
+    queue(engine, MailMessage.build(subject="Names", to=to, cc=cc, text="Hello"))
+
+    assert make_mailer().run_tick() == 1
+
+    [message] = smtp.messages
+    [received] = smtp.received
+    assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == to
+    assert [(a.display_name, a.addr_spec) for a in message["Cc"].addresses] == cc
+    headers = received.content.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert max(len(line) for line in headers) <= 78  # folded, as RFC 5322 asks
+
+
 def test_long_lines_are_encoded_and_arrive_whole(make_mailer, smtp, engine):
     """aiosmtpd refuses a line over 998 octets: the row would fail for good."""
     link = "https://shop.example/track?" + "x" * 5000
