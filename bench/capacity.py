@@ -3,22 +3,23 @@
 Off by default (``--capacity``). Everything, PostgreSQL included, shares the
 same cores, so these are what this machine sustains, not what PostgreSQL
 alone could: they are inputs for a sizing note, not limits of the design.
+The mailers' claim and completer statements are their own counters
+(:mod:`bench.metered_drain`), not derived from a batch size.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from bench import database
 from bench.context import Bench
 from bench.latency import OUTBOX_APP
 from bench.load import LoadResult, run_load
+from bench.metered_drain import MeteredDrain, measure_metered_drains
 from bench.procs import start_gunicorn
 from bench.smtp_sink import free_port
-from bench.throughput import Drain, measure_drains
+from bench.throughput import Drain
 
-DEFAULT_BATCH_SIZE = 20  # rows per claim: the mailer's default MAILER_BATCH_SIZE
 WARMUP_PER_CLIENT = 2  # unmeasured signups per client thread
 
 
@@ -40,22 +41,12 @@ class Capacity:
     """Signup capacity per worker count, and drains per mailer process count."""
 
     signups: list[SignupCapacity]
-    drains: list[Drain]
-    batch_size: int  # rows per claim statement the drains ran with
+    metered: list[MeteredDrain]  # one per mailer process count
 
-    def claims_per_second(self, drain: Drain) -> float:
-        """Return claim statements per second, if every claim filled its batch.
-
-        A lower bound: a claim that finds fewer due rows than the batch size
-        still counts as one statement.
-        """
-        return drain.attempts_per_second / self.batch_size
-
-
-def batch_size() -> int:
-    """Return the batch size the mailers run with: the environment's or default."""
-    value = os.environ.get("MAILER_BATCH_SIZE", "").strip()
-    return int(value) if value else DEFAULT_BATCH_SIZE
+    @property
+    def drains(self) -> list[Drain]:
+        """Return the drains alone, as the throughput chart plots them."""
+        return [m.drain for m in self.metered]
 
 
 def measure_signups(bench: Bench, workers: int, requests: int) -> SignupCapacity:
@@ -84,5 +75,4 @@ def measure_capacity(
 ) -> Capacity:
     """Measure signups/s per worker count and drains per mailer process count."""
     signups = [measure_signups(bench, n, requests) for n in workers]
-    drains = measure_drains(bench, bench.sink, processes)
-    return Capacity(signups, drains, batch_size())
+    return Capacity(signups, measure_metered_drains(bench, bench.sink, processes))

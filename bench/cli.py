@@ -11,7 +11,7 @@ from bench import database
 from bench.procs import ROOT
 from mailer_service.config import DEFAULT_CONCURRENCY
 
-ONLY = ("burst",)  # phases ``--only`` can run alone (bench.run.ALONE)
+ONLY = ("burst", "capacity")  # phases ``--only`` can run alone (bench.run.ALONE)
 
 
 def int_list(value: str) -> list[int]:

@@ -235,9 +235,12 @@ def capacity_section(capacity: Capacity | None, concurrency: int) -> list[str]:
         for s in capacity.signups
     ]
     drains = [
-        f"| {d.processes} | {d.sent} | {d.attempts} | {d.attempts_per_second:.0f}"
-        f" | {capacity.claims_per_second(d):.1f} |"
-        for d in capacity.drains
+        f"| {m.drain.processes} | {m.drain.sent} | {m.drain.attempts}"
+        f" | {m.drain.attempts_per_second:.0f} | {m.claims_per_second:.1f}"
+        f" | {m.rows_per_claim:.1f} | {m.counts.empty_claims}"
+        f" | {m.completer_statements_per_second:.1f}"
+        f" | {m.rows_per_completer_statement:.1f} |"
+        for m in capacity.metered
     ]
     return [
         "## Capacity",
@@ -254,13 +257,22 @@ def capacity_section(capacity: Capacity | None, concurrency: int) -> list[str]:
         *signups,
         "",
         "Mailers draining to smtp-sink. Every attempt is one row claimed and one"
-        " outcome written (`outbox.attempts`, summed), so attempts/s is both"
-        " rows claimed/s and outcome writes/s; claim statements/s assumes every"
-        f" claim filled its batch of {capacity.batch_size} (a lower bound).",
+        " outcome row written (`outbox.attempts`, summed), so attempts/s is both"
+        " rows claimed/s and outcome rows written/s. The statements are the"
+        " mailers' own counters, read from each one's `/metrics` just before"
+        " the rows are written and once all are sent, summed over the drain's"
+        " mailers: claims that found rows (`mailer_claims_total`), and the"
+        " completer's writes with the rows they wrote (count and sum of"
+        " `mailer_completer_batch_rows`). Rates are over the same sent_at"
+        " span as attempts/s; rows per claim is attempts over claims with"
+        " rows. Empty claims found nothing due, idle polls around the drain"
+        " included.",
         "",
-        "| mailer processes | rows sent | attempts | claimed rows = outcome"
-        " writes /s | claim statements/s |",
-        "|---:|---:|---:|---:|---:|",
+        "| mailer processes | rows sent | attempts"
+        " | attempts/s (rows claimed = written)"
+        " | claim statements/s (with rows) | rows per claim | empty claims"
+        " | completer statements/s | rows per completer statement |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *drains,
         "",
     ]

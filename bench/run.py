@@ -34,6 +34,7 @@ from bench.context import Bench
 from bench.pipeline import measure_pipeline
 from bench.producers import measure_producers
 from bench.report import Results, render
+from bench.report_sections import capacity_section
 from bench.signup_floor import compare_with_floor
 from bench.sinks import open_fast_sink, relay_sink
 from bench.smtp_sink import SmtpSink
@@ -106,9 +107,18 @@ def _burst_alone(bench: Bench, args: argparse.Namespace) -> list[str]:
     return burst_section(_bursts(bench, args))
 
 
+def _capacity_alone(bench: Bench, args: argparse.Namespace) -> list[str]:
+    """Run the capacity phase (``--capacity`` need not be given); return its section."""
+    capacity = measure_capacity(
+        bench, args.capacity_requests, args.capacity_workers, args.capacity_processes
+    )
+    return capacity_section(capacity, args.concurrency)
+
+
 # What ``--only`` runs: one phase, returning its Markdown section.
 ALONE: dict[str, Callable[[Bench, argparse.Namespace], list[str]]] = {
     "burst": _burst_alone,
+    "capacity": _capacity_alone,
 }
 
 

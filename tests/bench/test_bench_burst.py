@@ -9,7 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from sqlalchemy import URL
 
 from bench import targets
@@ -25,14 +31,35 @@ from tests.bench.test_bench_report import _results
 from tests.conftest import url_string
 
 
-def _exposition(ticks: int, rows: int, empty: int, *, labels: bool = True) -> str:
-    """Return a text exposition with the mailer's two work counters."""
+def _exposition(
+    ticks: int,
+    rows: int,
+    empty: int,
+    *,
+    labels: bool = True,
+    batches: tuple[int, ...] = (),
+    completer: bool = True,
+) -> str:
+    """Return a text exposition with the mailer's work counters.
+
+    ``batches`` are the rows of each completer statement, observed in its
+    histogram; ``completer=False`` leaves the histogram out.
+    """
     registry = CollectorRegistry()
     Counter("mailer_ticks", "Ticks run.", registry=registry).inc(ticks)
     claims = Counter("mailer_claims", "Claims.", ["found"], registry=registry)
     if labels:
         claims.labels("rows").inc(rows)
         claims.labels("empty").inc(empty)
+    if completer:
+        histogram = Histogram(
+            "mailer_completer_batch_rows",
+            "Outcomes written by one statement of the completer.",
+            buckets=(1, 2, 4, 8, 16),
+            registry=registry,
+        )
+        for batch in batches:
+            histogram.observe(batch)
     return generate_latest(registry).decode()
 
 
@@ -46,7 +73,7 @@ def _burst(ticks: int, empty: int, signups: int = 10_000, **changes) -> Burst:
         burst_seconds=5.0,
         sent_seconds=20.0,
         window_seconds=21.5,
-        counts=WorkCounts(ticks, 2_500, empty),
+        counts=WorkCounts(ticks, 2_500, empty, 1_000, signups),
         poll_interval=1.0,
         sink="postfix smtp-sink",
     )
@@ -55,7 +82,7 @@ def _burst(ticks: int, empty: int, signups: int = 10_000, **changes) -> Burst:
 
 def test_parse_work_counts_reads_ticks_and_claims_by_what_they_found() -> None:
     counts = parse_work_counts(_exposition(ticks=7, rows=30, empty=4))
-    assert counts == WorkCounts(ticks=7, claims_with_rows=30, empty_claims=4)
+    assert (counts.ticks, counts.claims_with_rows, counts.empty_claims) == (7, 30, 4)
     assert counts.claims == 34
 
 
@@ -65,16 +92,19 @@ def test_parse_work_counts_names_a_missing_counter() -> None:
 
 
 def test_parse_work_counts_reads_the_mailers_own_counters() -> None:
-    # Fails if the mailer renames the counters or their label.
+    # Fails if the mailer renames a counter, its label or the completer histogram.
     import mailer_service.metrics  # noqa: F401  registers them in REGISTRY
 
     counts = parse_work_counts(generate_latest(REGISTRY).decode())
-    assert min(counts.ticks, counts.claims_with_rows, counts.empty_claims) >= 0
+    assert min(counts.ticks, counts.claims, counts.completer_statements) >= 0
+    assert counts.completer_rows >= 0
 
 
 def test_work_counts_since_subtracts_the_earlier_read() -> None:
-    later = WorkCounts(ticks=12, claims_with_rows=530, empty_claims=9)
-    assert later.since(WorkCounts(2, 30, 4)) == WorkCounts(10, 500, 5)
+    later = WorkCounts(12, 530, 9, 80, 2_100)
+    assert later.since(WorkCounts(2, 30, 4, 10, 100)) == WorkCounts(
+        10, 500, 5, 70, 2_000
+    )
 
 
 def test_burst_figures_per_signup_and_poll_rings() -> None:
