@@ -100,8 +100,10 @@ def test_long_display_names_with_commas_arrive_as_one_address_each(
     make_mailer, smtp, engine
 ):
     """A name too long for one header line folds without losing its quotes."""
-    long_name = "A display name longer than a whole header line, which must fold, really"
-    long_name += " and truly"
+    long_name = (
+        "A display name longer than a whole header line, which must fold,"
+        " really and truly"
+    )
     unicode_name = "Zoë Ünicode, Head of the Department of Rather Long Names"
     to = [(long_name, "jd@example.com"), ("Roe, Ann", "ar@example.com")]
     cc = [(unicode_name, "zu@example.com")]
