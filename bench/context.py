@@ -33,7 +33,7 @@ class Bench:
     kill_signups: int  # signups in flight when the web process is killed
     mailer_rows: int  # outbox rows drained in the throughput phase
     sink: Sink  # smtp-sink, or its in-process fallback: the mailer figures
-    relay: SmtpSink  # answers each DATA after RELAY_DELAY
+    relay: Sink  # answers each DATA after RELAY_DELAY, in its own process
     relay_rows: int  # outbox rows and ceiling messages against the relay sink
     # MAILER_CONCURRENCY when --mailer-concurrency sets it; otherwise the
     # variable, if any, reaches the mailers with the rest of our environment.

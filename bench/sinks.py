@@ -6,7 +6,10 @@
   missing, :func:`open_fast_sink` falls back to the in-process aiosmtpd sink
   and says so.
 - :func:`relay_sink` stands for SES/Postmark-like relays: every message costs
-  ``RELAY_DELAY`` seconds between the end of DATA and its 250.
+  ``RELAY_DELAY`` seconds between the end of DATA and its 250. It is aiosmtpd
+  in a process of its own (:mod:`bench.sink_process`): inside the bench's
+  process its event loop would wait for the GIL behind whatever the bench
+  does, and slow down exactly the concurrency it is there to measure.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.procs import Child
+from bench.sink_process import SinkProcess
 from bench.smtp_sink import SmtpSink, free_port
 
 SMTP_SINK_PATHS = ("/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink")
@@ -128,6 +132,8 @@ def sink_label(sink: Sink) -> str:
     """Describe ``sink`` for the report."""
     if isinstance(sink, PostfixSink):
         return sink.label
+    if isinstance(sink, SinkProcess):
+        return f"aiosmtpd, {sink.data_delay * 1000:.0f} ms at end of DATA (own process)"
     if isinstance(sink, SmtpSink) and sink.data_delay:
         return f"aiosmtpd, {sink.data_delay * 1000:.0f} ms at end of DATA"
     return "aiosmtpd (in-process fallback)"
@@ -151,8 +157,8 @@ def open_fast_sink(logs: Path) -> Iterator[Sink]:
         yield sink
 
 
-def relay_sink() -> SmtpSink:
-    """Return an aiosmtpd sink that answers each DATA after ``RELAY_DELAY``.
+def relay_sink(log: Path | None = None) -> SinkProcess:
+    """Return an aiosmtpd sink process that answers each DATA after ``RELAY_DELAY``.
 
     The wait sits after the final ``.``, not before MAIL FROM: a relay like SES
     or Postmark answers the envelope commands at once and spends its time
@@ -160,6 +166,8 @@ def relay_sink() -> SmtpSink:
     responsible for it. Either place costs a single connection the same per
     message; this one also keeps the message handed over while its sender
     waits, as with a real relay. An async sleep, so connections wait side by
-    side and the sink itself never limits concurrency.
+    side and the sink itself never limits concurrency; its own process, so
+    the bench's threads never hold its event loop back. ``log`` takes the
+    child's stderr.
     """
-    return SmtpSink(data_delay=RELAY_DELAY)
+    return SinkProcess(data_delay=RELAY_DELAY, log=log)
