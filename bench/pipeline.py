@@ -26,12 +26,20 @@ from mailer_service.listener import APPLICATION_NAME as LISTENER
 
 RELAY_WAIT = 1  # seconds smtp-sink waits before answering DATA
 AIOSMTPD_WAIT = 0.1  # seconds the aiosmtpd relay (own process) waits after DATA
-WAVES = 4  # rows per SMTP worker: each drain is about this many seconds long
+WAVES = 10  # rows per SMTP worker: each drain is about this many sends long
+STEADY = (0.1, 0.9)  # the steady state: from the 10th to the 90th percentile 250
 SAMPLE_SECONDS = 0.05  # how often the backends are counted
 APPLICATION = "outbox-bench-pipeline"  # the mailer's application_name
 # From the rows' insert to the last 250: the first wave's sends count too.
 DRAIN_SPAN = "SELECT extract(epoch FROM max(sent_at) - min(created_at)) FROM outbox"
 MEAN_SEND = "SELECT avg(extract(epoch FROM ended_at - started_at)) FROM outbox_attempts"
+# When the 10th and the 90th percentile message was accepted: the rate between
+# them leaves out the ramp (every SMTP connection opening) and the last wave.
+PERCENTILES = (
+    "SELECT percentile_cont(%s) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at)),"
+    " percentile_cont(%s) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at))"
+    " FROM outbox"
+)
 # The listener names itself (LISTENER); the claimer and completer carry ours.
 BACKENDS = (
     "SELECT count(*) FROM pg_stat_activity"
@@ -51,11 +59,24 @@ class PipelineDrain:
     attempts: int  # delivery attempts: more than rows when a send timed out
     peak_backends: int  # most PostgreSQL client backends the mailer held at once
     latency: float  # mean seconds of one send, from outbox_attempts
+    steady_span: float = 0.0  # seconds between the STEADY percentiles' 250s
 
     @property
     def per_second(self) -> float:
-        """Return sent rows per second."""
+        """Return sent rows per second, over the whole drain."""
         return rate(self.rows, self.span)
+
+    @property
+    def steady_per_second(self) -> float:
+        """Return sent rows per second between the STEADY percentiles."""
+        low, high = STEADY
+        return rate(self.rows * (high - low), self.steady_span)
+
+    @property
+    def nominal(self) -> float:
+        """Return concurrency ÷ the server's nominal wait: issue #17's yardstick."""
+        wait = RELAY_WAIT if self.server.startswith("smtp-sink") else AIOSMTPD_WAIT
+        return rate(self.concurrency, wait)
 
     @property
     def ceiling(self) -> float:
@@ -112,8 +133,16 @@ def _drain(bench: Bench, sink: Sink, server: str, concurrency: int) -> PipelineD
     with pg.connect(bench.db_url) as connection:
         latency = _seconds(connection.execute(MEAN_SEND).fetchone())
         span = _seconds(connection.execute(DRAIN_SPAN).fetchone())
+        low, high = connection.execute(PERCENTILES, STEADY).fetchone() or (0, 0)
     return PipelineDrain(
-        server, concurrency, rows, span, tally.attempts, peak[0], latency
+        server,
+        concurrency,
+        rows,
+        span,
+        tally.attempts,
+        peak[0],
+        latency,
+        float(high or 0) - float(low or 0),
     )
 
 
@@ -151,21 +180,34 @@ def pipeline_section(drains: list[PipelineDrain]) -> list[str]:
         f" of its own, on the same 2 cores), {WAVES} rows per SMTP worker. The"
         " ceiling is `MAILER_CONCURRENCY ÷ latency` (Little's law), the latency"
         " being the mean send time recorded in `outbox_attempts` (smtp-sink's"
-        " timers tick in whole seconds: a send takes 1 to 2 s); backends are"
-        " the PostgreSQL backends of the mailer (its `application_name`, and its"
+        " timers tick in whole seconds: a send takes 1 to 2 s); the nominal"
+        " rate is `MAILER_CONCURRENCY ÷` the server's set wait (1 s, 100 ms),"
+        " issue #17's yardstick. msg/s is over the whole drain, from the rows'"
+        " insert to the last 250 (the ramp, with every SMTP connection opening,"
+        " and the last wave included); steady msg/s is between the 10th and the"
+        " 90th percentile 250, and the shares are of that. Backends are the"
+        " PostgreSQL backends of the mailer (its `application_name`, and its"
         " listener's), sampled every"
         f" {SAMPLE_SECONDS * 1000:g} ms.",
         "",
-        "| server | `MAILER_CONCURRENCY` | rows | mean send s | msg/s | ceiling msg/s"
+        "| server | `MAILER_CONCURRENCY` | rows | mean send s | msg/s"
+        " | steady msg/s | nominal msg/s | share of nominal | ceiling msg/s"
         " | share of ceiling"
         " | sends retried after a timeout | peak PostgreSQL backends |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in drains:
+        steady = d.steady_per_second
         lines.append(
             f"| {d.server} | {d.concurrency} | {d.rows:,} | {d.latency:.2f} |"
-            f" {d.per_second:,.0f} |"
-            f" {d.ceiling:,.0f} | {d.per_second / d.ceiling:.0%} |"
+            f" {d.per_second:,.0f} | {steady:,.0f} | {d.nominal:,.0f} |"
+            f" {_share(steady, d.nominal)} | {d.ceiling:,.0f} |"
+            f" {_share(steady, d.ceiling)} |"
             f" {d.attempts - d.rows:,} | {d.peak_backends} |"
         )
     return [*lines, ""]
+
+
+def _share(part: float, whole: float) -> str:
+    """Return ``part`` as a percentage of ``whole``, or a dash without one."""
+    return f"{part / whole:.0%}" if whole else "-"

@@ -206,12 +206,24 @@ def test_pipeline_section_compares_each_drain_with_littles_law() -> None:
         attempts=260,
         peak_backends=3,
         latency=1.6,
+        steady_span=3.2,
     )
 
     [row] = [line for line in pipeline_section([drain]) if "| 64 |" in line]
 
-    # 256 rows in 4 s = 64/s, against 64 ÷ 1.6 s = 40/s; 4 sends retried.
-    assert row == "| smtp-sink | 64 | 256 | 1.60 | 64 | 40 | 160% | 4 | 3 |"
+    # 256 rows in 4 s = 64/s; the middle 80% (204.8 rows) in 3.2 s = 64/s,
+    # against 64 ÷ 1 s nominal and 64 ÷ 1.6 s = 40/s; 4 sends retried.
+    assert row == (
+        "| smtp-sink | 64 | 256 | 1.60 | 64 | 64 | 64 | 100% | 40 | 160% | 4 | 3 |"
+    )
+
+
+def test_pipeline_share_of_a_drain_without_a_span_is_a_dash() -> None:
+    drain = PipelineDrain("aiosmtpd", 16, 0, 0.0, 0, 3, 0.0)
+
+    [row] = [line for line in pipeline_section([drain]) if "| 16 |" in line]
+
+    assert row == "| aiosmtpd | 16 | 0 | 0.00 | 0 | 0 | 160 | 0% | 0 | - | 0 | 3 |"
 
 
 def test_producers_section_compares_the_best_runs() -> None:
