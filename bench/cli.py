@@ -11,7 +11,8 @@ from bench import database
 from bench.procs import ROOT
 from mailer_service.config import DEFAULT_CONCURRENCY
 
-ONLY = ("burst", "capacity")  # phases ``--only`` can run alone (bench.run.ALONE)
+# The phases ``--only`` can run alone (bench.run.ALONE).
+ONLY = ("burst", "capacity", "latency")
 
 
 def int_list(value: str) -> list[int]:

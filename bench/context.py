@@ -6,8 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.sinks import Sink
-from bench.smtp_sink import SmtpSink
+from bench.sinks import RecordingSink, Sink
 
 MAILER_POLL_INTERVAL = "0.1"  # seconds; small, so a drain starts at once
 
@@ -25,8 +24,8 @@ class Bench:
     """The shared state of one ``make bench`` run."""
 
     db_url: str
-    slow: SmtpSink  # answers MAIL FROM after SLOW_SMTP_SECONDS
-    fast: SmtpSink  # answers at once
+    slow: RecordingSink  # answers MAIL FROM after SLOW_SMTP_SECONDS, own process
+    fast: RecordingSink  # answers at once, own process
     logs: Path  # one log file per child process
     requests: int  # measured signups per latency phase
     concurrency: int  # client threads of the load generator

@@ -8,7 +8,8 @@ from bench import database
 from bench.context import Bench
 from bench.load import LoadResult, run_load
 from bench.procs import Child, start_gunicorn, start_mailer
-from bench.smtp_sink import SmtpSink, free_port
+from bench.sinks import RecordingSink
+from bench.smtp_sink import free_port
 
 SYNC_APP = "bench.seed_apps:create_sync_app()"
 THREAD_APP = "bench.seed_apps:create_thread_app()"
@@ -57,7 +58,7 @@ def measure_seed(bench: Bench, name: str, app: str) -> Phase:
     return Phase(name, _smtp_label(bench.slow), result)
 
 
-def measure_outbox(bench: Bench, sink: SmtpSink) -> Phase:
+def measure_outbox(bench: Bench, sink: RecordingSink) -> Phase:
     """Serve the signup service, with a mailer delivering to ``sink`` meanwhile."""
     name = f"outbox-{'slow' if sink.delay else 'fast'}"
     database.truncate(bench.db_url)
@@ -78,7 +79,7 @@ def measure_outbox(bench: Bench, sink: SmtpSink) -> Phase:
     return Phase(name, _smtp_label(sink), result)
 
 
-def _smtp_label(sink: SmtpSink) -> str:
+def _smtp_label(sink: RecordingSink) -> str:
     """Describe the sink's latency for the table."""
     return f"{sink.delay * 1000:.0f} ms" if sink.delay else "instant"
 

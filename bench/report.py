@@ -114,6 +114,18 @@ def _ratios(phases: list[Phase]) -> list[str]:
     ]
 
 
+def latency_section(phases: list[Phase], smtp_delay_ms: float) -> list[str]:
+    """Return the latency table and its ratios, as ``--only latency`` prints them."""
+    return [
+        *_latency_table(phases),
+        "",
+        f"Ratios against (c) outbox with the same {smtp_delay_ms:.0f} ms SMTP"
+        " server (latency: x/(c), higher is worse for x):",
+        "",
+        *_ratios(phases),
+    ]
+
+
 def _crash_table(crashes: list[CrashResult]) -> list[str]:
     """Return the kill -9 table's lines."""
     rows = [

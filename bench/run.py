@@ -33,11 +33,11 @@ from bench.commit_latency import measure_commit_latency
 from bench.context import Bench
 from bench.pipeline import measure_pipeline
 from bench.producers import measure_producers
-from bench.report import Results, render
+from bench.report import Results, latency_section, render
 from bench.report_sections import capacity_section
 from bench.signup_floor import compare_with_floor
+from bench.sink_process import SinkProcess
 from bench.sinks import open_fast_sink, relay_sink
-from bench.smtp_sink import SmtpSink
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 SLOW_SMTP_SECONDS = 0.5  # the slow sink's delay before answering MAIL FROM
@@ -68,13 +68,18 @@ def _charts(results: Results, folder: Path, output: Path) -> dict[str, str]:
 
 @contextmanager
 def open_bench(args: argparse.Namespace) -> Iterator[Bench]:
-    """Create the database and start the SMTP sinks every phase shares."""
+    """Create the database and start the SMTP sinks every phase shares.
+
+    The slow and fast aiosmtpd sinks run in processes of their own, like the
+    relay: the latency phase's client threads would otherwise hold their event
+    loops back and add to the very latency they measure.
+    """
     concurrency = mailer_concurrency(args.mailer_concurrency)
     with (
         tempfile.TemporaryDirectory(prefix="outbox-bench-") as logs,
         database.fresh_database(args.admin_url) as db_url,
-        SmtpSink(delay=SLOW_SMTP_SECONDS) as slow,
-        SmtpSink() as fast,
+        SinkProcess(delay=SLOW_SMTP_SECONDS, log=Path(logs) / "slow-sink.log") as slow,
+        SinkProcess(log=Path(logs) / "fast-sink.log") as fast,
         open_fast_sink(Path(logs)) as sink,
         relay_sink() as relay,
     ):
@@ -102,6 +107,12 @@ def _bursts(bench: Bench, args: argparse.Namespace) -> list[Burst]:
     )
 
 
+def _latency_alone(bench: Bench, args: argparse.Namespace) -> list[str]:
+    """Run the seed patterns' and the outbox's latency phase; return its tables."""
+    progress("measuring signup latency of the seed patterns and the outbox")
+    return latency_section(latency.measure_all(bench), SLOW_SMTP_SECONDS * 1000)
+
+
 def _burst_alone(bench: Bench, args: argparse.Namespace) -> list[str]:
     """Run the burst phase; return its section."""
     return burst_section(_bursts(bench, args))
@@ -119,6 +130,7 @@ def _capacity_alone(bench: Bench, args: argparse.Namespace) -> list[str]:
 ALONE: dict[str, Callable[[Bench, argparse.Namespace], list[str]]] = {
     "burst": _burst_alone,
     "capacity": _capacity_alone,
+    "latency": _latency_alone,
 }
 
 

@@ -3,34 +3,41 @@
 ``python -m bench.sink_process --data-delay 0.05`` runs a
 :class:`bench.smtp_sink.SmtpSink`, prints ``ready PORT`` and then answers
 one line per command read on stdin: ``count`` (messages accepted since the
-last reset) and ``reset`` (forget them; answers ``0``). End of stdin stops it.
+last reset), ``reset`` (forget them; answers ``0``) and ``recipients`` (a
+JSON object, address to messages, since the last reset). End of stdin stops
+it.
 
-:class:`SinkProcess` is the parent's side, with the ``Sink`` protocol
-(``port`` and ``count()``). An in-process sink measured the bench itself: its
-event loop ran only when the bench's threads let go of the GIL, so a busy
-bench made every connection to it wait in line (docs/testing.md).
+:class:`SinkProcess` is the parent's side, with the ``Sink`` protocol and the
+rest of what the latency and crash phases ask of a sink: ``reset()``,
+``recipients()``, and ``wait_for()``/``wait_quiet()``, which poll ``count``
+from the parent so the child stays a loop of one-line answers. An in-process
+sink measured the bench itself: its event loop ran only when the bench's
+threads let go of the GIL, so a busy bench made every connection to it wait
+in line (docs/testing.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import select
 import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import IO, Protocol
 
 from bench.procs import ROOT, STOP_TIMEOUT
-from bench.smtp_sink import SmtpSink
+from bench.smtp_sink import SmtpSink, wait_for_count, wait_until_quiet
 
 READY_TIMEOUT = 30.0  # seconds for the child to import aiosmtpd and listen
 ANSWER_TIMEOUT = 30.0  # seconds for one answer; the machine is shared
 
 
 class SinkProcess:
-    """``python -m bench.sink_process`` as a child; its port and count, as a Sink."""
+    """``python -m bench.sink_process`` as a child: its port, count and recipients."""
 
     def __init__(
         self, data_delay: float = 0.0, delay: float = 0.0, log: Path | None = None
@@ -95,6 +102,18 @@ class SinkProcess:
         """Make the child forget what it accepted so far."""
         self._ask("reset")
 
+    def recipients(self) -> Counter[str]:
+        """Count the messages the child accepted per recipient since the last reset."""
+        return Counter(json.loads(self._ask("recipients")))
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` messages were accepted; tell whether they were."""
+        return wait_for_count(self.count, count, timeout)
+
+    def wait_quiet(self, quiet: float, timeout: float) -> int:
+        """Wait until nothing arrives for ``quiet`` seconds; return the count."""
+        return wait_until_quiet(self.count, quiet, timeout)
+
     def _ask(self, command: str) -> str:
         """Send one command line; return the child's one-line answer."""
         with self._lock:
@@ -158,7 +177,7 @@ class SinkProcess:
         return "\n".join(text[-lines:])
 
 
-class Counter(Protocol):
+class Tally(Protocol):
     """What :func:`serve` needs of a sink."""
 
     def count(self) -> int:
@@ -169,16 +188,27 @@ class Counter(Protocol):
         """Forget the messages accepted so far."""
         ...
 
+    def recipients(self) -> Counter[str]:
+        """Count the messages accepted per recipient since the last reset."""
+        ...
 
-def serve(sink: Counter, commands: IO[str], answers: IO[str]) -> None:
-    """Answer ``count`` and ``reset`` lines until ``commands`` ends."""
+
+def answer(sink: Tally, command: str) -> str:
+    """Return the one-line answer to ``command``."""
+    if command == "recipients":
+        # JSON escapes any newline, so the answer stays one line.
+        return json.dumps(dict(sink.recipients()), sort_keys=True)
+    if command == "reset":
+        sink.reset()
+    elif command != "count":
+        raise SystemExit(f"unknown command {command!r}")
+    return str(sink.count())
+
+
+def serve(sink: Tally, commands: IO[str], answers: IO[str]) -> None:
+    """Answer ``count``, ``reset`` and ``recipients`` lines until ``commands`` ends."""
     for line in commands:
-        command = line.strip()
-        if command == "reset":
-            sink.reset()
-        elif command != "count":
-            raise SystemExit(f"unknown command {command!r}")
-        print(sink.count(), file=answers, flush=True)
+        print(answer(sink, line.strip()), file=answers, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

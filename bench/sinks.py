@@ -10,6 +10,9 @@
   in a process of its own (:mod:`bench.sink_process`): inside the bench's
   process its event loop would wait for the GIL behind whatever the bench
   does, and slow down exactly the concurrency it is there to measure.
+- The latency and crash phases' slow and fast sinks (:class:`RecordingSink`)
+  are aiosmtpd in processes of their own too, for the same reason: the load
+  generator's client threads run in the bench's process beside them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +51,28 @@ class Sink(Protocol):
 
     def count(self) -> int:
         """Return how many messages the server has accepted."""
+        ...
+
+
+class RecordingSink(Sink, Protocol):
+    """A sink that can also forget, name recipients and wait: the latency phases'."""
+
+    delay: float  # seconds before MAIL FROM is answered
+
+    def reset(self) -> None:
+        """Forget the messages accepted so far."""
+        ...
+
+    def recipients(self) -> Counter[str]:
+        """Count the messages accepted per recipient since the last reset."""
+        ...
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` messages were accepted; tell whether they were."""
+        ...
+
+    def wait_quiet(self, quiet: float, timeout: float) -> int:
+        """Wait until nothing arrives for ``quiet`` seconds; return the count."""
         ...
 
 

@@ -19,13 +19,14 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-POLL_SECONDS = 0.05  # how often wait_for() looks at the count
+POLL_SECONDS = 0.05  # how often the waits below look at the count
 
 
 def free_port() -> int:
@@ -33,6 +34,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for_count(count: Callable[[], int], want: int, timeout: float) -> bool:
+    """Poll ``count()`` until it reaches ``want``; tell whether it did in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count() >= want:
+            return True
+        time.sleep(POLL_SECONDS)
+    return count() >= want
+
+
+def wait_until_quiet(count: Callable[[], int], quiet: float, timeout: float) -> int:
+    """Poll ``count()`` until it holds still ``quiet`` seconds; return it."""
+    deadline = time.monotonic() + timeout
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
 
 
 @dataclass(frozen=True)
@@ -145,25 +170,11 @@ class SmtpSink:
 
     def wait_for(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` messages were accepted; tell whether they were."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.count() >= count:
-                return True
-            time.sleep(POLL_SECONDS)
-        return self.count() >= count
+        return wait_for_count(self.count, count, timeout)
 
     def wait_quiet(self, quiet: float, timeout: float) -> int:
         """Wait until nothing arrives for ``quiet`` seconds; return the count."""
-        deadline = time.monotonic() + timeout
-        last, since = self.count(), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
-            now = self.count()
-            if now != last:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                break
-        return last
+        return wait_until_quiet(self.count, quiet, timeout)
 
     def delivery_rate(self) -> float:
         """Messages per second between the first and the last accepted message."""

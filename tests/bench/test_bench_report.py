@@ -21,7 +21,7 @@ from bench.commit_latency import CommitLatency
 from bench.crash import CrashResult
 from bench.latency import Phase
 from bench.load import LoadResult
-from bench.report import Results, render
+from bench.report import LABELS, Results, latency_section, render
 from bench.signup_floor import FloorComparison
 from bench.throughput import Drain, MailerFigures
 from mailer_service.sql import load_queries
@@ -228,3 +228,16 @@ def test_claim_cost_runs_the_real_claim_and_explains_it(postgres_server) -> None
     assert len(cost.empty_ms) == len(cost.history_ms) == 3
     assert cost.explain.startswith("Update on outbox")
     assert "Buffers:" in cost.explain
+
+
+def test_latency_section_is_the_reports_table_and_its_ratios() -> None:
+    phases = _results([1]).phases
+    phases[0] = Phase("sync", "500 ms", _load([50.0, 60.0]))
+
+    section = latency_section(phases, 500)
+
+    sync = LABELS["sync"]
+    assert f"| {sync} | 500 ms | 2 | 0 | 55.0 |" in "\n".join(section)
+    assert "with the same 500 ms SMTP server" in "\n".join(section)
+    # sync's p50 is 55 ms against the outbox's 5.5 ms.
+    assert f"| {sync} | 10.0x |" in "\n".join(section)
