@@ -38,6 +38,28 @@ class Bench:
     # variable, if any, reaches the mailers with the rest of our environment.
     mailer_extra: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def on_one_sink(
+        cls, db_url: str, sink: RecordingSink, logs: Path, rows: int = 0
+    ) -> Bench:
+        """Return a bench whose every sink is ``sink``: for one phase, or a test.
+
+        Only the database, the logs and the mailers' environment are used.
+        """
+        return cls(
+            db_url=db_url,
+            slow=sink,
+            fast=sink,
+            logs=logs,
+            requests=0,
+            concurrency=0,
+            kill_signups=0,
+            mailer_rows=rows,
+            sink=sink,
+            relay=sink,
+            relay_rows=rows,
+        )
+
     def mail_env(self, sink: Sink) -> dict[str, str]:
         """Return the ``MAIL_*`` variables that point Flask-Mail at ``sink``."""
         return {

@@ -95,20 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         sinks = open_sinks(stack, logs)
         local = sinks[IN_PROCESS]
         assert isinstance(local, SmtpSink)
-        # Only the database, the logs and the mailer's environment are used.
-        bench = Bench(
-            db_url=url,
-            slow=local,
-            fast=local,
-            logs=logs,
-            requests=0,
-            concurrency=0,
-            kill_signups=0,
-            mailer_rows=args.rows,
-            sink=local,
-            relay=local,
-            relay_rows=args.rows,
-        )
+        bench = Bench.on_one_sink(url, local, logs, rows=args.rows)
         drains: dict[str, list[float]] = {name: [] for name in sinks}
         loops: dict[str, list[float]] = {name: [] for name in sinks}
         for n in range(args.rounds):

@@ -193,19 +193,7 @@ def test_burst_over_sql_reads_a_real_mailers_counters(
     pg_url: URL, tmp_path: Path
 ) -> None:
     with SmtpSink() as sink:
-        bench = Bench(
-            db_url=url_string(pg_url),
-            slow=sink,
-            fast=sink,
-            logs=tmp_path,
-            requests=0,
-            concurrency=1,
-            kill_signups=0,
-            mailer_rows=0,
-            sink=sink,
-            relay=sink,
-            relay_rows=0,
-        )
+        bench = Bench.on_one_sink(url_string(pg_url), sink, tmp_path)
         burst = burst_over_sql(bench, signups=40, producers=4)
 
     assert (burst.requested, burst.signups, burst.failures) == (40, 40, {})

@@ -116,19 +116,7 @@ def test_cli_only_runs_the_capacity_phase_alone() -> None:
 @pytest.mark.slow
 def test_metered_drain_reads_real_mailers_counters(pg_url: URL, tmp_path: Path) -> None:
     with SmtpSink() as sink:
-        bench = Bench(
-            db_url=url_string(pg_url),
-            slow=sink,
-            fast=sink,
-            logs=tmp_path,
-            requests=0,
-            concurrency=1,
-            kill_signups=0,
-            mailer_rows=0,
-            sink=sink,
-            relay=sink,
-            relay_rows=0,
-        )
+        bench = Bench.on_one_sink(url_string(pg_url), sink, tmp_path)
         metered = metered_drain(bench, sink, processes=2, rows=40, tag="metered")
 
     assert (metered.drain.sent, metered.drain.attempts) == (40, 40)

@@ -103,12 +103,9 @@ def test_import_contracts_fail_when_a_boundary_is_crossed(
     assert f"{contract} BROKEN" in result.stdout
 
 
-def test_importing_the_relay_loads_nothing_of_the_web_layer() -> None:
-    probe = (
-        "import sys, mailer_service.mailer, mailer_service.admin, "
-        "mailer_service.__main__; "
-        "print('\\n'.join(sorted(sys.modules)))"
-    )
+def modules_loaded_by(*imports: str) -> set[str]:
+    """Import ``imports`` in a fresh interpreter; return every module it loaded."""
+    probe = f"import sys, {', '.join(imports)}; print('\\n'.join(sorted(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=ROOT,
@@ -117,7 +114,13 @@ def test_importing_the_relay_loads_nothing_of_the_web_layer() -> None:
         check=True,
         timeout=60,
     )
-    loaded = set(result.stdout.split())
+    return set(result.stdout.split())
+
+
+def test_importing_the_mailer_loads_nothing_of_the_signup_service() -> None:
+    loaded = modules_loaded_by(
+        "mailer_service.mailer", "mailer_service.admin", "mailer_service.__main__"
+    )
 
     assert "mailer_service.mailer" in loaded  # the probe ran
     assert not {m for m in loaded if m.startswith("signup_service")}
@@ -126,20 +129,9 @@ def test_importing_the_relay_loads_nothing_of_the_web_layer() -> None:
 
 def test_the_operator_tools_never_load_flask_mail() -> None:
     """``outbox`` and the status page start without the delivery engine."""
-    probe = (
-        "import sys, mailer_service.admin, mailer_service.status_page, "
-        "mailer_service.web; "
-        "print('\\n'.join(sorted(sys.modules)))"
+    loaded = modules_loaded_by(
+        "mailer_service.admin", "mailer_service.status_page", "mailer_service.web"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    loaded = set(result.stdout.split())
 
     assert "mailer_service.status_page" in loaded  # the probe ran
     assert "flask_mail" not in loaded
