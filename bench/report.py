@@ -161,7 +161,7 @@ def _header(results: Results) -> list[str]:
         f"- mailer figures: {figures.ceilings[RAW].sink} (fast), and"
         f" {figures.relay_ceilings[RAW].sink} (a relay such as SES or Postmark);"
         f" `MAILER_CONCURRENCY`: {figures.concurrency}",
-        f"- seed patterns: an in-process aiosmtpd sink that answers MAIL FROM"
+        f"- seed patterns: an aiosmtpd sink in its own process that answers MAIL FROM"
         f" after {delay} (an async sleep, so connections wait side by side),"
         " or at once",
         "",

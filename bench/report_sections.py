@@ -170,7 +170,8 @@ def claim_section(claim: ClaimCost) -> list[str]:
         "## Claim cost against history",
         "",
         "The mailer's `claim_due` statement, loaded by name from"
-        " `mailer_service/queries/postgresql.sql`, timed from the client in two"
+        " `mailer_service/queries/delivery_postgresql.sql`, timed from the client"
+        " in two"
         " databases of their own: one with only the pending rows, one with the"
         " same pending rows behind the `sent` history (inserted first, as older"
         " mail would be). Each run is its own transaction, rolled back; runs"
