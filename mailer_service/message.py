@@ -35,6 +35,7 @@ from flask_mail import Attachment as MailAttachment
 from flask_mail import Message
 
 from mailer_service.store import ClaimedRow
+from mailer_service.wire import flatten
 from outbox_contract.message import MAX_LINE, Address, StoredEnvelope
 
 
@@ -89,6 +90,10 @@ class OutboxMessage(Message):
 
     envelope: StoredEnvelope
     display_sender: Address
+
+    def as_bytes(self) -> bytes:
+        """Return the message as sent: Flask-Mail's bytes, written faster."""
+        return flatten(self._message())
 
     def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
         """Make a text part, quoted-printable when a line is too long for 7bit."""
