@@ -1,8 +1,8 @@
 """A drain whose mailers serve their metrics: what it cost the database, counted.
 
-The same drain as :func:`bench.throughput.drain` (mailers started on an empty
-outbox, every row written in one transaction, waited for until sent), but each
-mailer serves ``/metrics`` on a port of its own. Their counters are read just
+:func:`bench.throughput.drain` (mailers started on an empty outbox, every row
+written in one transaction, waited for until sent), with hooks that give each
+mailer a ``/metrics`` port of its own. Their counters are read just
 before the rows are written and once every row is sent, before the mailers
 stop; the differences, summed over the mailers, are the claim statements and
 the completer's statements the drain took, rather than a guess from a batch
@@ -14,14 +14,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from bench import database, pg
+from bench import pg
 from bench.context import Bench
 from bench.mailer_metrics import NO_WORK, WorkCounts, scrape, wait_serving
 from bench.messages import rate
-from bench.procs import Child, start_mailer
-from bench.sinks import Sink, sink_label
+from bench.procs import Child
+from bench.sinks import Sink
 from bench.smtp_sink import free_port
-from bench.throughput import Drain, wait_connected, wait_drained
+from bench.throughput import Drain, drain
 
 # Seconds to wait for the last outcome rows in the counters: the completer
 # counts its statement just after the commit that shows the rows sent.
@@ -88,37 +88,39 @@ def _settled(ports: list[int], before: list[WorkCounts], rows: int) -> WorkCount
         time.sleep(POLL_SECONDS)
 
 
+class _Meter:
+    """The drain's hooks: a metrics port per mailer, read before and after."""
+
+    def __init__(self, db_url: str, processes: int) -> None:
+        self.db_url = db_url
+        self.ports = _free_ports(processes)
+        self.before: list[WorkCounts] = []
+        self.counts = NO_WORK
+
+    def env(self, n: int) -> dict[str, str]:
+        """Give mailer ``n`` its metrics port."""
+        return {"MAILER_METRICS_PORT": str(self.ports[n])}
+
+    def filling(self, mailers: list[Child]) -> None:
+        """Wait until every mailer serves its metrics; read the counters."""
+        for mailer, port in zip(mailers, self.ports, strict=True):
+            wait_serving(mailer, port)
+        self.before = [scrape(port) for port in self.ports]
+
+    def drained(self) -> None:
+        """Read what the drain added, once the counters hold every outcome."""
+        attempts = pg.tally(self.db_url).attempts
+        self.counts = _settled(self.ports, self.before, attempts)
+
+
 def metered_drain(
     bench: Bench, sink: Sink, processes: int, rows: int, tag: str
 ) -> MeteredDrain:
     """Start ``processes`` mailers serving metrics; drain ``rows`` signups."""
-    database.truncate(bench.db_url)
-    ports = _free_ports(processes)
-    mailers: list[Child] = []
-    try:
-        for n, port in enumerate(ports):
-            env = {**bench.mailer_env(sink), "MAILER_METRICS_PORT": str(port)}
-            mailers.append(start_mailer(env, bench.log(f"{tag}-mailer-{n}")))
-        for mailer, port in zip(mailers, ports, strict=True):
-            wait_serving(mailer, port)
-        wait_connected(bench.db_url, mailers)
-        before = [scrape(port) for port in ports]
-        # One transaction: every row becomes due at the same instant.
-        database.insert_signups(
-            bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)]
-        )
-        wait_drained(bench.db_url, mailers)
-        tally = pg.tally(bench.db_url)
-        counts = _settled(ports, before, tally.attempts)
-    finally:
-        for mailer in mailers:
-            mailer.stop()
-    if tally.sent != rows:
-        raise RuntimeError(f"{tag}: not every row was sent: {tally.statuses}")
-    drain = Drain(
-        processes, sink_label(sink), rows, tally.sent, tally.span, tally.attempts
+    meter = _Meter(bench.db_url, processes)
+    return MeteredDrain(
+        drain(bench, sink, processes, rows, tag, hooks=meter), meter.counts
     )
-    return MeteredDrain(drain, counts)
 
 
 def measure_metered_drains(

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bench import database, pg
 from bench.ceilings import Ceiling, measure_ceilings
@@ -119,6 +120,22 @@ def wait_drained(url: str, mailers: list[Child]) -> None:
             time.sleep(POLL_SECONDS)
 
 
+class DrainHooks(Protocol):
+    """What a caller may add to a drain: mailer settings, a look before and after."""
+
+    def env(self, n: int) -> dict[str, str]:
+        """Return more variables for mailer ``n``."""
+        ...
+
+    def filling(self, mailers: list[Child]) -> None:
+        """Called once the mailers are connected, just before the rows are written."""
+        ...
+
+    def drained(self) -> None:
+        """Called once every row is sent, while the mailers still run."""
+        ...
+
+
 def drain(
     bench: Bench,
     sink: Sink,
@@ -127,11 +144,13 @@ def drain(
     tag: str,
     setting: str = "",
     fill: Fill = database.insert_signups,
+    hooks: DrainHooks | None = None,
 ) -> Drain:
     """Start ``processes`` mailers, then give them ``rows`` signups to drain.
 
     ``setting`` (``NAME=value``) is one more variable for the mailers; ``fill``
-    writes the rows (default: real signups' users and welcome mails).
+    writes the rows (default: real signups' users and welcome mails); ``hooks``
+    may add to each mailer's environment and look before and after.
     """
     extra = dict([setting.split("=", 1)]) if setting else {}
     database.truncate(bench.db_url)
@@ -139,11 +158,16 @@ def drain(
     try:
         for n in range(processes):
             log = bench.log(f"{tag}-mailer-{n}")
-            mailers.append(start_mailer({**bench.mailer_env(sink), **extra}, log))
+            env = {**bench.mailer_env(sink), **extra, **(hooks.env(n) if hooks else {})}
+            mailers.append(start_mailer(env, log))
         wait_connected(bench.db_url, mailers)
+        if hooks:
+            hooks.filling(mailers)
         # One transaction: every row becomes due at the same instant.
         fill(bench.db_url, [f"{tag}-{i}@example.com" for i in range(rows)])
         wait_drained(bench.db_url, mailers)
+        if hooks:
+            hooks.drained()
     finally:
         for mailer in mailers:
             mailer.stop()
