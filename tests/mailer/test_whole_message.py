@@ -7,19 +7,16 @@ against aiosmtpd, and reads what came off the wire: envelope and bytes.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from mailer_service.admin import cli
-from outbox_contract import Attachment, MailMessage, enqueue_email
+from outbox_contract import MailMessage, enqueue_email
 from outbox_contract.database import prepare_engine
 from tests.support.databases import url_string
-
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # binary, with CR and LF in it
-DATE = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+from tests.support.messages import DATE, PNG, full_message
 
 
 def queue(engine: Engine, message: MailMessage, **options) -> int:
@@ -41,28 +38,6 @@ def row_of(engine: Engine, row_id: int) -> dict:
             .mappings()
             .one()
         )
-
-
-def full_message() -> MailMessage:
-    """A message with every field: names, cc, bcc, headers, a file, an image."""
-    return MailMessage.build(
-        subject="Your order",
-        sender=("Shop, Inc.", "shop@example.com"),
-        to=[("Doe, John", "jd@example.com"), "ann@example.com"],
-        cc=[("Büro", "office@example.com")],
-        bcc=["audit@example.com"],
-        reply_to=("Help desk", "help@example.com"),
-        headers={"X-Order": "1234", "List-Unsubscribe": "<https://shop.example/u>"},
-        text="Thanks for your order.",
-        html='<p>Thanks!</p><img src="cid:logo">',
-        date=DATE,
-        attachments=(
-            Attachment(b"%PDF-1.4 invoice", "application/pdf", "invoice.pdf"),
-            Attachment(
-                PNG, "image/png", "logo.png", "inline", (("Content-ID", "<logo>"),)
-            ),
-        ),
-    )
 
 
 def test_whole_message_arrives_as_queued(make_mailer, smtp, engine):

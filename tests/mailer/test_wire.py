@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from email import policy
 from types import SimpleNamespace
 
@@ -22,34 +21,16 @@ from mailer_service.app import create_app
 from mailer_service.message import build_message
 from mailer_service.store import ClaimedRow
 from mailer_service.wire import flatten
-from outbox_contract import Attachment, MailMessage
+from outbox_contract import MailMessage
+from tests.support.messages import DATE, full_message
 
-DATE = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 LONG_NAME = "A display name longer than a whole header line, which must fold, really"
 
 MESSAGES = {
     "plain": MailMessage.build(
         subject="Welcome aboard!", to=["a@example.com"], text="Hi"
     ),
-    "every field": MailMessage.build(
-        subject="Your order",
-        sender=("Shop, Inc.", "shop@example.com"),
-        to=[("Doe, John", "jd@example.com"), "ann@example.com"],
-        cc=[("Büro", "office@example.com")],
-        bcc=["audit@example.com"],
-        reply_to=("Help desk", "help@example.com"),
-        headers={"X-Order": "1234", "List-Unsubscribe": "<https://shop.example/u>"},
-        text="Thanks for your order.",
-        html='<p>Thanks!</p><img src="cid:logo">',
-        date=DATE,
-        attachments=(
-            Attachment(b"%PDF-1.4 invoice", "application/pdf", "invoice.pdf"),
-            Attachment(
-                PNG, "image/png", "logo.png", "inline", (("Content-ID", "<logo>"),)
-            ),
-        ),
-    ),
+    "every field": full_message(),
     "long names": MailMessage.build(
         subject="Names",
         to=[(LONG_NAME + " and truly", "jd@example.com"), ("Roe, Ann", "ar@x.org")],
