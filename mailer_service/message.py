@@ -35,7 +35,7 @@ from flask_mail import Attachment as MailAttachment
 from flask_mail import Message
 
 from mailer_service.store import ClaimedRow
-from mailer_service.wire import flatten
+from mailer_service.wire import FOLD_AT, flatten
 from outbox_contract.message import MAX_LINE, Address, StoredEnvelope
 
 
@@ -48,9 +48,6 @@ def _placeholder_message_id() -> str:
 # that calls socket.getfqdn(): a reverse DNS lookup per message, slow on hosts
 # with slow DNS. Every outbox row carries its own Message-ID, so skip it.
 flask_mail.make_msgid = _placeholder_message_id
-
-
-FOLD_AT = 78  # RFC 5322's recommended line length; longer header lines fold
 
 
 def set_header(message: MIMEBase, name: str, value: str) -> None:

@@ -21,7 +21,8 @@ from email.message import Message
 from io import BytesIO
 from typing import Any
 
-FOLD_AT = 78  # SMTP's max_line_length: a longer header line is refolded
+# SMTP's line length (78): a longer header line is refolded, a shorter one kept.
+FOLD_AT: int = policy.SMTP.max_line_length or 78
 
 
 class WirePolicy(Compat32):
